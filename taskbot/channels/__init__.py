@@ -1,0 +1,37 @@
+"""Channel adapters, one module each, behind the engine's ``Channel`` protocol.
+
+Adding a channel is one module plus one line in :data:`REGISTRY`: a factory that takes the
+settings and returns the adapter, or None when the channel's settings are absent (it is off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from taskbot.engine.ports import Channel
+
+from .web import WebChannel
+
+
+def _web(settings: Any) -> Channel:
+    return WebChannel()
+
+
+REGISTRY: dict[str, Callable[[Any], Channel | None]] = {
+    "web": _web,
+}
+
+
+def build_channels(settings: Any) -> tuple[dict[str, Channel], list[str]]:
+    """The configured adapters, and one line for each channel that is off and why."""
+    channels: dict[str, Channel] = {}
+    off: list[str] = []
+    for name in ("slack", "telegram", "email", "web"):
+        factory = REGISTRY.get(name)
+        adapter = factory(settings) if factory else None
+        if adapter is None:
+            off.append(f"channel {name} is off: {'its settings are absent' if factory else 'not built yet'}")
+        else:
+            channels[name] = adapter
+    return channels, off

@@ -1,0 +1,43 @@
+"""The composition root: builds the engine with real adapters from settings, once per process."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import redis
+
+from taskbot.channels import build_channels
+from taskbot.engine.engine import Engine
+from taskbot.engine.queue import RQJobs
+
+from .settings import Settings
+
+log = logging.getLogger("taskbot")
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def build_engine(settings: Settings | None = None, *, announce: bool = False) -> Engine:
+    """Wire Redis, RQ, the configured channels and the engine.
+
+    Args:
+        settings: configuration; read from the environment when omitted.
+        announce: log once which channels are off and why (at service start-up).
+    """
+    settings = settings or Settings()
+    r = connect(settings.redis_url)
+    channels, off = build_channels(settings)
+    if announce:
+        for line in off:
+            log.info(line)
+    return Engine(r, RQJobs(r), channels, default_model=settings.model, lease_seconds=settings.lease_seconds,
+                  batch_size=settings.batch_size, public_url=settings.base_url)
+
+
+@functools.cache
+def engine() -> Engine:
+    """The process's engine, for jobs (which receive only primitive arguments)."""
+    return build_engine()

@@ -1,0 +1,34 @@
+"""Configuration from the environment (SPEC §9); secrets are read here and never logged."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", alias="TASKBOT_REDIS_URL")
+    http_host: str = Field("127.0.0.1", alias="TASKBOT_HTTP_HOST")
+    http_port: int = Field(8080, alias="TASKBOT_HTTP_PORT")
+    public_url: str | None = Field(None, alias="TASKBOT_PUBLIC_URL")
+    model: str = Field("scripted", alias="TASKBOT_MODEL")
+    api_token: SecretStr | None = Field(None, alias="TASKBOT_API_TOKEN")
+    max_concurrent_tasks: int = Field(10, alias="TASKBOT_MAX_CONCURRENT_TASKS")
+    webhook_urls: str = Field("", alias="TASKBOT_WEBHOOK_URLS")
+    webhook_secret: SecretStr | None = Field(None, alias="TASKBOT_WEBHOOK_SECRET")
+    admins: str = Field("", alias="TASKBOT_ADMINS")
+    #: How long a job may run before the sweeper runs it again (seconds).
+    lease_seconds: float = Field(60.0, alias="TASKBOT_LEASE_SECONDS")
+    #: How often the scheduler moves due reminders to the queue and sweeps leases (seconds).
+    scheduler_interval: float = Field(0.5, alias="TASKBOT_SCHEDULER_INTERVAL")
+    batch_size: int = Field(100, alias="TASKBOT_FANOUT_BATCH")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def admin_ids(self) -> set[str]:
+        return {a.strip() for a in self.admins.split(",") if a.strip()}

@@ -1,0 +1,120 @@
+"""Loading task definitions, contacts and datasets from files, refusing a wrong file whole."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidInput
+from .model import Contact, TaskDefinition
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("conversation", "task", "compile") and out.endswith("]"):
+            continue  # pydantic's discriminator tag is noise to a user
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    """Turn pydantic's report into one line naming the field, as a user reads it."""
+    err = exc.errors()[0]
+    field = _location(err["loc"])
+    if prefix:
+        field = f"{prefix}.{field}" if field and not field.startswith("[") else f"{prefix}{field}"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    return InvalidInput(field, message)
+
+
+def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """Validate ``data`` as ``model`` or raise :class:`InvalidInput` for the first bad field."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(prefix or model.__name__, "expected a mapping of fields")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise first_error(exc, prefix) from None
+
+
+def parse_yaml(text: str, what: str = "file") -> Any:
+    """Parse YAML 1.2 (so flow mappings like ``{prompt: Anything blocking you?}`` work), naming the line."""
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else what
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidInput(where, f"YAML syntax error: {problem}") from None
+
+
+def load_definition(data: Any) -> TaskDefinition:
+    """Validate a task definition given as a mapping (from YAML or a JSON body)."""
+    result: TaskDefinition = validate(TaskDefinition, data)
+    return result
+
+
+def load_definition_text(text: str) -> TaskDefinition:
+    """Validate a task definition file's text (YAML, which includes JSON)."""
+    return load_definition(parse_yaml(text))
+
+
+def read_rows(path: Path | str, text: str | None = None) -> list[dict[str, Any]]:
+    """Rows from a CSV (header row) or JSON (a list of objects, or ``{"rows": [...]}``) file."""
+    path = Path(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise InvalidInput("FILE", f"cannot read {path}: {exc.strerror}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("FILE", f"JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+        if isinstance(data, Mapping) and isinstance(data.get("rows"), list):
+            data = data["rows"]
+        if not isinstance(data, list):
+            raise InvalidInput("FILE", "expected a JSON list of objects")
+        for i, row in enumerate(data):
+            if not isinstance(row, Mapping):
+                raise InvalidInput(f"[{i}]", "expected an object")
+        return [dict(row) for row in data]
+    if path.suffix.lower() in (".csv", ".txt", ""):
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            raise InvalidInput("FILE", "CSV file has no header row")
+        rows = []
+        for i, row in enumerate(reader):
+            if None in row:
+                raise InvalidInput(f"line {i + 2}", "more values than header columns")
+            rows.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items()})
+        return rows
+    raise InvalidInput("FILE", f"unsupported file type {path.suffix!r} (use .csv or .json)")
+
+
+def load_contacts(rows: list[dict[str, Any]]) -> list[Contact]:
+    """Validate every contact row; the first bad one refuses the whole file."""
+    contacts = [validate(Contact, row, prefix=f"[{i}]") for i, row in enumerate(rows)]
+    seen: set[str] = set()
+    for i, contact in enumerate(contacts):
+        if contact.id in seen:
+            raise InvalidInput(f"[{i}].id", f"duplicate contact {contact.id!r}")
+        seen.add(contact.id)
+    return contacts

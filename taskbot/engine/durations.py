@@ -1,0 +1,40 @@
+"""Durations as task files write them (`30s`, `15m`, `24h`, `2d`), parsed strictly."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Return seconds for a duration such as ``24h``.
+
+    A bare number is taken as seconds so that JSON callers may pass one; anything else
+    that is not ``<number><s|m|h|d>`` is refused, because a typo in a chase interval
+    silently becoming "0" would spam participants.
+
+    Raises:
+        ValueError: the text is not a positive duration.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 24h, 2d)")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        match = _PATTERN.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 24h, 2d)")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds back in the largest whole unit, e.g. 86400 -> ``1d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,147 @@
+"""The engine facade: wiring, shared helpers and the work-lease sweeper that makes jobs lossless.
+
+Every job the engine enqueues is guarded by a *lease*: a member of ``taskbot:leases`` whose
+score is the time by which the work must be done. A job removes its lease when it finishes;
+the sweeper re-enqueues any lease that expired (its worker died, Redis lost the queued job,
+the scheduler was killed). Every job is idempotent, so running one twice is harmless.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from . import keys
+from .inbound import Inbox
+from .model import Assistant, ConversationState, TaskDefinition, TaskState
+from .ports import Channel, Clock, Jobs, SystemClock
+from .runs import Runs
+from .store import Store
+from .subtasks import Subtasks
+
+log = logging.getLogger("taskbot.engine")
+
+#: Lease kinds and the job that re-drives each; the member is ``kind:arg1:arg2...``.
+LEASE_JOBS = {"step": "advance", "open": "open_batch", "chase": "chase", "fanin": "fan_in", "in": "process_inbound"}
+
+
+@functools.lru_cache(maxsize=256)
+def parse_definition(raw: str) -> TaskDefinition:
+    """Runs keep a JSON snapshot of their definition; parsing it once per process is enough."""
+    return TaskDefinition.model_validate_json(raw)
+
+
+def new_id(nbytes: int = 6) -> str:
+    return secrets.token_hex(nbytes)
+
+
+class Engine:
+    """Runs tasks: fan-out, chase, fan-in and compile, over Redis, a job queue and channels.
+
+    Args:
+        r: the Redis connection (store and queue).
+        jobs: the job queue port.
+        channels: configured channel adapters by name.
+        clock: the time source (tests inject one).
+        default_model: model of the built-in ``default`` assistant.
+        lease_seconds: how long a job may take before the sweeper runs it again.
+        batch_size: sub-tasks opened per fan-out job.
+        public_url: base URL for web chat links.
+    """
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        jobs: Jobs,
+        channels: Mapping[str, Channel],
+        *,
+        clock: Clock | None = None,
+        default_model: str = "scripted",
+        lease_seconds: float = 60.0,
+        batch_size: int = 100,
+        public_url: str = "http://127.0.0.1:8080",
+    ) -> None:
+        self.r = r
+        self.store = Store(r)
+        self.jobs = jobs
+        self.channels = dict(channels)
+        self.clock = clock or SystemClock()
+        self.default_model = default_model
+        self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
+        self.public_url = public_url.rstrip("/")
+        self.runs = Runs(self)
+        self.subtasks = Subtasks(self)
+        self.inbox = Inbox(self)
+
+    # -- helpers shared by the mixins -------------------------------------
+    def now(self) -> float:
+        return self.clock.now()
+
+    def at(self, ts: float) -> datetime:
+        """rq-scheduler wants naive UTC datetimes."""
+        return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+
+    def definition_of(self, run: Mapping[str, str]) -> TaskDefinition:
+        return parse_definition(run["definition"])
+
+    def state_of(self, run: Mapping[str, str], step: int) -> Any:
+        return self.definition_of(run).states()[step]
+
+    def fields_of(self, run: Mapping[str, str], step: int) -> list[Any]:
+        state = self.state_of(run, step)
+        assert isinstance(state, ConversationState | TaskState)
+        return list(state.fields)
+
+    def assistant_of(self, run: Mapping[str, str]) -> Assistant:
+        return self.store.get_assistant(self.definition_of(run).assistant, self.default_model)
+
+    def chat_url(self, token: str) -> str:
+        return f"{self.public_url}/chat/{token}"
+
+    def lease(self, pipe: Any, member: str, deadline: float | None = None) -> None:
+        pipe.zadd(keys.LEASES, {member: deadline if deadline is not None else self.now() + self.lease_seconds})
+
+    def release(self, member: str) -> None:
+        self.r.zrem(keys.LEASES, member)
+
+    def notify(self, pipe: Any, owner: str, kind: str, run: Mapping[str, str], text: str) -> None:
+        """Queue an in-app notification inside the caller's transaction, so it happens once."""
+        note = {"id": new_id(), "kind": kind, "run_id": run["id"], "task_id": run["task_id"],
+                "text": text, "at": self.now()}
+        pipe.rpush(keys.notifications(owner), json.dumps(note))
+
+    # -- the sweeper --------------------------------------------------------
+    def sweep(self, limit: int = 500) -> int:
+        """Re-enqueue work whose lease expired; returns how many items were re-driven.
+
+        Called by the scheduler loop about once a second. The lease is pushed forward before
+        the job is enqueued, so a busy queue does not get the same item over and over.
+        """
+        now = self.now()
+        members = [m.decode() for m in self.r.zrangebyscore(keys.LEASES, "-inf", now, start=0, num=limit)]
+        if not members:
+            return 0
+        with self.r.pipeline(transaction=False) as p:
+            for m in members:
+                p.zadd(keys.LEASES, {m: now + self.lease_seconds}, xx=True)
+            p.execute()
+        calls = []
+        for m in members:
+            kind, *args = m.split(":")
+            func = LEASE_JOBS.get(kind)
+            if func is None:
+                log.warning("unknown lease %s dropped", m)
+                self.release(m)
+                continue
+            log.info("re-driving %s (lease expired)", m)
+            calls.append((func, tuple(args)))  # jobs take strings and convert
+        self.jobs.enqueue_many(calls)
+        return len(calls)

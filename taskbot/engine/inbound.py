@@ -1,0 +1,172 @@
+"""Inbound messages (SPEC §4, §10): stored before acknowledging, routed, processed once.
+
+``receive`` is what a channel's entry point calls before it acknowledges the provider: one
+Lua script drops a duplicate delivery (same provider id) and stores the message with a lease.
+``process`` then routes it, applies the conversation turn, replies and completes the sub-task,
+each stage idempotent so a re-run after a crash continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from . import keys
+from .ports import Address, DeliveryFailed, Inbound, Outbound
+from .scripted import scripted_turn
+from .store import decode_hash, dumps
+from .subtasks import message
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("taskbot.inbound")
+
+MAX_TEXT = 20_000
+SEEN_TTL = 7 * 86400
+
+RECEIVE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return false
+"""
+
+CLOSED_TEXT = "Thanks! This task has already closed, so your message was kept but not recorded as an answer."
+NOT_OPEN_TEXT = "This task has not started for you yet; your message was kept."
+NO_TASK_TEXT = "Hi! You have no open task with me right now."
+
+
+class Inbox:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self._receive = engine.r.register_script(RECEIVE)
+
+    def receive(self, msg: Inbound) -> tuple[str, bool]:
+        """Store ``msg`` and queue its processing, unless the provider delivered it before.
+
+        Returns:
+            (inbound id, True when it is new). Only after this returns may the caller
+            acknowledge the provider.
+        """
+        from .engine import new_id
+
+        iid = new_id(8)
+        fields = {"id": iid, "channel": msg.channel, "sender": msg.sender, "text": msg.text,
+                  "provider_id": msg.provider_id, "reply_to": msg.reply_to or "", "at": msg.at,
+                  "meta": dumps(msg.meta), "state": "stored"}
+        flat = [x for pair in fields.items() for x in pair]
+        existing = self._receive(
+            keys=[keys.seen(msg.channel, msg.provider_id), keys.inbound(iid), keys.LEASES],
+            args=[iid, SEEN_TTL, self.e.now() + self.e.lease_seconds, f"in:{iid}", *flat])
+        if existing is not None:
+            return existing.decode(), False
+        self.e.jobs.enqueue("process_inbound", iid)
+        return iid, True
+
+    def route(self, msg: dict[str, str]) -> str | None:
+        """The sub-task a message answers: its thread or token, else the sender's latest open one."""
+        channel, reply_to = msg["channel"], msg.get("reply_to")
+        if reply_to:
+            for key in (keys.token(reply_to), keys.thread(channel, reply_to)):
+                sid = self.e.r.get(key)
+                if sid is not None:
+                    return str(sid.decode())
+        latest = self.e.r.zrevrange(keys.active(channel, msg["sender"]), 0, 0)
+        return latest[0].decode() if latest else None
+
+    def process(self, iid: str) -> None:
+        member = f"in:{iid}"
+        msg = decode_hash(self.e.r.hgetall(keys.inbound(iid)))
+        if not msg:
+            self.e.release(member)
+            return
+        sid = msg.get("sid") or self.route(msg)
+        if sid is None:
+            self._direct(iid, msg)
+        else:
+            if msg["state"] == "stored":
+                self._apply(iid, sid, msg)
+                msg = decode_hash(self.e.r.hgetall(keys.inbound(iid)))
+            self._reply(iid, sid, msg)
+            if msg.get("done") == "1":
+                self.e.subtasks.finish(sid, "completed")
+        with self.e.r.pipeline() as p:
+            p.delete(keys.inbound(iid))
+            p.zrem(keys.LEASES, member)
+            p.execute()
+
+    def _apply(self, iid: str, sid: str, msg: dict[str, str]) -> None:
+        """Record the participant's message and the turn it causes, in one transaction."""
+        text = msg["text"]
+        cut = len(text) > MAX_TEXT
+        text = text[:MAX_TEXT]
+        at = float(msg["at"])
+
+        def apply(p: Any) -> None:
+            sub = decode_hash(p.hgetall(keys.sub(sid)))
+            if p.hget(keys.inbound(iid), "state") != b"stored":
+                return
+            now = self.e.now()
+            update: dict[str, Any] = {"state": "applied", "sid": sid, "done": "0"}
+            entries = [message("user", text, at, id=iid)]
+            if cut:
+                entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
+            if sub["status"] == "running":
+                run = self.e.store.run_fields(sub["run_id"])
+                fields = self.e.fields_of(run, int(sub["step"]))
+                turn = scripted_turn(fields, int(sub["cursor"]), text)
+                data = json.loads(sub["data"])
+                data.update(turn.record)
+                sub_update: dict[str, Any] = {"data": dumps(data), "cursor": turn.cursor, "last_activity_at": now}
+                reply = turn.reply
+                update["done"] = "1" if turn.done else "0"
+            else:
+                entries[0] = message("user", text, at, id=iid, late=True)
+                sub_update = {}
+                reply = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
+            entries.append(message("assistant", reply, now, kind="reply"))
+            update["reply"] = reply
+            p.multi()
+            p.rpush(keys.sub_conv(sid), *entries)
+            if sub_update:
+                p.hset(keys.sub(sid), mapping=sub_update)
+                p.zadd(keys.active(sub["channel"], sub["address"]), {sid: now}, xx=True)
+            p.hset(keys.inbound(iid), mapping=update)
+
+        self.e.r.transaction(apply, keys.sub(sid), keys.inbound(iid))
+
+    def _reply(self, iid: str, sid: str, msg: dict[str, str]) -> None:
+        if msg.get("state") != "applied" or not msg.get("reply"):
+            return
+        key = f"reply:{iid}"
+        if self.e.subtasks.claim(sid, key) != 1:
+            return
+        sub = self.e.store.sub_fields(sid)
+        address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
+        out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
+                       subtask_id=sid, reply_token=sub.get("token"))
+        try:
+            self.e.subtasks.send(out)
+        except DeliveryFailed as exc:
+            self.e.r.delete(keys.claim(sid, key))
+            if not exc.permanent:
+                raise
+            log.warning("reply to %s could not be delivered: %s", sid, exc.reason)
+        with self.e.r.pipeline() as p:
+            self.e.subtasks.mark_sent(p, sid, key)
+            p.execute()
+
+    def _direct(self, iid: str, msg: dict[str, str]) -> None:
+        """No sub-task: a direct conversation with the assistant (the scripted one has no tasks to offer)."""
+        channel = self.e.channels.get(msg["channel"])
+        if channel is None or msg["channel"] == "web":
+            return
+        try:
+            channel.send(Outbound(Address(msg["channel"], msg["sender"]), NO_TASK_TEXT, key=f"direct:{iid}",
+                                  kind="direct", thread=msg.get("reply_to") or None))
+        except DeliveryFailed as exc:
+            log.warning("direct reply to %s failed: %s", msg["sender"], exc.reason)

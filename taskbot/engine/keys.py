@@ -1,0 +1,110 @@
+"""Every Redis key taskbot uses, in one place, so the layout is visible at a glance.
+
+Layout (all under ``taskbot:``)::
+
+    defs                      hash   task id -> definition JSON
+    assistants                hash   assistant id -> JSON
+    contacts                  hash   contact id -> JSON
+    contacts:email            hash   lower-case email -> contact id
+    dataset:{name}            string rows JSON
+    runs                      zset   run id by created_at (newest first listing)
+    runs:task:{task}          zset   the same, per task definition
+    run:{rid}                 hash   run fields; `definition` is the snapshot the run follows
+    run:{rid}:subs            list   sub-task ids in fan-out order
+    run:{rid}:open:{step}     int    sub-tasks of that state not yet final; DECR to 0 = fan-in
+    run:{rid}:deliverables    list   deliverable ids
+    deliverable:{did}         hash
+    sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor`, `check_seq`
+    sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
+    sub:{sid}:sent            set    idempotency keys of outbound messages already delivered
+    token:{token}             string a sub-task's reply token (web chat link, email plus-address) -> sub-task id
+    claim:{sid}:{key}         string short-lived claim on sending one outbound message (at most one sender)
+    thread:{channel}:{ref}    string provider thread/message ref -> sub-task id
+    active:{channel}:{addr}   zset   a participant's open sub-tasks on a channel by last activity
+    inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
+    seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
+    leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
+    notifications:{owner}     list   in-app notifications JSON, newest last
+"""
+
+from __future__ import annotations
+
+PREFIX = "taskbot:"
+
+DEFS = PREFIX + "defs"
+ASSISTANTS = PREFIX + "assistants"
+CONTACTS = PREFIX + "contacts"
+CONTACTS_BY_EMAIL = PREFIX + "contacts:email"
+RUNS = PREFIX + "runs"
+LEASES = PREFIX + "leases"
+
+
+def dataset(name: str) -> str:
+    return f"{PREFIX}dataset:{name}"
+
+
+def runs_of_task(task_id: str) -> str:
+    return f"{PREFIX}runs:task:{task_id}"
+
+
+def run(rid: str) -> str:
+    return f"{PREFIX}run:{rid}"
+
+
+def run_subs(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:subs"
+
+
+def run_open(rid: str, step: int) -> str:
+    return f"{PREFIX}run:{rid}:open:{step}"
+
+
+def run_deliverables(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:deliverables"
+
+
+def deliverable(did: str) -> str:
+    return f"{PREFIX}deliverable:{did}"
+
+
+def sub(sid: str) -> str:
+    return f"{PREFIX}sub:{sid}"
+
+
+def sub_conv(sid: str) -> str:
+    return f"{PREFIX}sub:{sid}:conv"
+
+
+def sub_sent(sid: str) -> str:
+    return f"{PREFIX}sub:{sid}:sent"
+
+
+def token(tok: str) -> str:
+    return f"{PREFIX}token:{tok}"
+
+
+def claim(sid: str, key: str) -> str:
+    return f"{PREFIX}claim:{sid}:{key}"
+
+
+def thread(channel: str, ref: str) -> str:
+    return f"{PREFIX}thread:{channel}:{ref}"
+
+
+ACTIVE_PREFIX = PREFIX + "active:"
+
+
+def active(channel: str, address: str) -> str:
+    return f"{ACTIVE_PREFIX}{channel}:{address}"
+
+
+def inbound(iid: str) -> str:
+    return f"{PREFIX}inbound:{iid}"
+
+
+def seen(channel: str, provider_id: str) -> str:
+    return f"{PREFIX}seen:{channel}:{provider_id}"
+
+
+def notifications(owner: str) -> str:
+    return f"{PREFIX}notifications:{owner}"

@@ -1,0 +1,257 @@
+"""The product's nouns (SPEC §1–§3): definitions, contacts, assistants and the states runs move through."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import parse_duration
+from .filters import FilterError, parse_filter
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+#: Output types known to the engine; plugins add theirs with :func:`register_output_type`.
+OUTPUT_TYPES: set[str] = {"freeform", "blog_post", "report", "summary", "image", "proofreading", "file"}
+CHANNELS = ("slack", "telegram", "email", "web")
+
+
+def register_output_type(name: str) -> None:
+    """Let a plugin add an output type, so definitions using it validate."""
+    OUTPUT_TYPES.add(name)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_REVIEW = "awaiting_review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_RUN = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class SubtaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    TIMED_OUT = "timed_out"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXCUSED = "excused"
+
+
+FINAL_SUBTASK = frozenset(
+    {
+        SubtaskStatus.COMPLETED,
+        SubtaskStatus.TIMED_OUT,
+        SubtaskStatus.FAILED,
+        SubtaskStatus.CANCELLED,
+        SubtaskStatus.EXCUSED,
+    }
+)
+
+
+class Strict(BaseModel):
+    """Unknown keys are refused: a typo in a task file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class FieldSpec(Strict):
+    key: str
+    prompt: str
+    required: bool = True
+    type: Literal["text", "choice", "number", "scale", "date", "list"] = "text"
+    choices: list[str] | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not FIELD_KEY.match(value):
+            raise ValueError("must be letters, digits and _ (not starting with a digit)")
+        return value
+
+    @model_validator(mode="after")
+    def _choices(self) -> FieldSpec:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a choice field needs choices")
+        return self
+
+
+class ChaseSpec(Strict):
+    interval: float = 24 * 3600
+    max_chases: int = Field(default=2, ge=0, le=20)
+    message: str = "Reminder: we are still waiting for your answer."
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class TemplateSpec(Strict):
+    """A fan-out to participants; every participant answers the same fields privately."""
+
+    instructions: str = ""
+    fields: list[FieldSpec] = Field(min_length=1)
+    participants: list[str] | None = None
+    participants_from: str | None = None
+    dataset: str | None = None
+    filter: str | None = None
+    participant_field: str = "email"
+    chase: ChaseSpec = Field(default_factory=ChaseSpec)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_keys(cls, fields: list[FieldSpec]) -> list[FieldSpec]:
+        keys = [f.key for f in fields]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate field key {', '.join(dupes)}")
+        return fields
+
+    @field_validator("participants_from")
+    @classmethod
+    def _from(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^gathered\.[A-Za-z_][\w.]*$", value):
+            raise ValueError("must look like gathered.<key>")
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_filter(value)
+            except FilterError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateSpec:
+        sources = [s for s in ("participants", "participants_from", "dataset") if getattr(self, s) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of participants, participants_from or dataset")
+        if self.filter is not None and self.dataset is None:
+            raise ValueError("filter needs a dataset")
+        return self
+
+
+class ConversationState(Strict):
+    type: Literal["conversation"]
+    name: str | None = None
+    instructions: str = ""
+    fields: list[FieldSpec] = Field(min_length=1)
+
+
+class TaskState(TemplateSpec):
+    type: Literal["task"]
+    name: str | None = None
+
+
+class CompileState(Strict):
+    type: Literal["compile"]
+    name: str | None = None
+    instructions: str = ""
+
+
+WorkflowState = Annotated[ConversationState | TaskState | CompileState, Field(discriminator="type")]
+
+
+class TaskDefinition(Strict):
+    id: str
+    name: str
+    output_type: str = "report"
+    description: str = ""
+    assistant: str = "default"
+    allowed_tools: list[str] = Field(default_factory=list)
+    active: bool = True
+    review: bool = False
+    owner: str | None = None
+    template: TemplateSpec | None = None
+    workflow: list[WorkflowState] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("must be a slug: lowercase letters, digits, - and _")
+        return value
+
+    @field_validator("output_type")
+    @classmethod
+    def _output_type(cls, value: str) -> str:
+        if value not in OUTPUT_TYPES:
+            raise ValueError(f"unknown output type {value!r} (known: {', '.join(sorted(OUTPUT_TYPES))})")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> TaskDefinition:
+        if self.template is not None and self.workflow is not None:
+            raise ValueError("give template or workflow, not both")
+        if self.workflow is not None and not self.workflow:
+            raise ValueError("workflow needs at least one state")
+        return self
+
+    def states(self) -> list[ConversationState | TaskState | CompileState]:
+        """The workflow the run walks through; a template is shorthand for [task, compile]."""
+        if self.workflow is not None:
+            return list(self.workflow)
+        if self.template is not None:
+            task = TaskState(type="task", **self.template.model_dump(exclude_unset=True))
+            return [task, CompileState(type="compile")]
+        return [CompileState(type="compile", instructions=self.description)]
+
+
+class Contact(Strict):
+    id: str = ""
+    name: str = ""
+    email: str | None = None
+    slack_user_id: str | None = None
+    telegram_chat_id: str | None = None
+    preferred_channel: Literal["slack", "telegram", "email", "web"] | None = None
+    timezone: str = "UTC"
+    manager: str | None = None
+    away_until: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value.lower()
+
+    @field_validator("telegram_chat_id", "slack_user_id", "preferred_channel", "manager", "away_until", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if value == "":
+            return None
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _identity(self) -> Contact:
+        if not self.id:
+            if not self.email:
+                raise ValueError("a contact needs an id or an email")
+            self.id = self.email
+        if not self.name:
+            self.name = self.id.split("@")[0]
+        return self
+
+
+class Assistant(Strict):
+    id: str
+    model: str = "scripted"
+    system_prompt: str = ""
+    tools: list[str] = Field(default_factory=list)
+    channels: list[Literal["slack", "telegram", "email", "web"]] = Field(default_factory=lambda: list(CHANNELS))
+    max_concurrent_tasks: int | None = Field(default=None, ge=1)

@@ -1,0 +1,107 @@
+"""The neutral types and the small protocols the engine talks through; adapters implement them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from .model import Contact
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a person is reached: a channel name and that channel's id for them."""
+
+    channel: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message the engine wants delivered.
+
+    ``key`` is unique per logical message (e.g. ``<sid>:chase:2``): an adapter that can
+    deduplicate uses it, and the engine never sends the same key twice once delivered.
+    ``thread`` is the provider ref of an earlier message to reply under (Slack ts, ...).
+    ``reply_token`` is the sub-task's unguessable token (web chat link, email plus-address).
+    """
+
+    address: Address
+    text: str
+    key: str
+    kind: str = "reply"
+    thread: str | None = None
+    subtask_id: str | None = None
+    reply_token: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the provider said back: ``ref`` lets later replies be routed to the sub-task."""
+
+    ref: str | None = None
+
+
+class DeliveryFailed(Exception):  # noqa: N818 - it reads as a fact about the delivery
+    """A send that did not go through. ``permanent`` ones fail the sub-task; others are retried."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message from a person, as every channel adapter hands it to the engine.
+
+    ``provider_id`` is the provider's own id for this delivery (Slack event_id, Telegram
+    update_id, email Message-ID); the engine processes each one once. ``reply_to`` is the
+    provider ref the message answers (thread ts, replied-to message id, web chat token).
+    """
+
+    channel: str
+    sender: str
+    text: str
+    provider_id: str
+    reply_to: str | None = None
+    at: float = field(default_factory=time.time)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """One chat channel. Adapters translate; they never decide."""
+
+    name: str
+
+    def resolve(self, contact: Contact) -> str | None:
+        """The contact's address on this channel, or None when they are not linked."""
+        ...
+
+    def send(self, message: Outbound) -> Delivery:
+        """Deliver one message; raise :class:`DeliveryFailed` when it cannot be."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class Jobs(Protocol):
+    """The job queue as the engine needs it: run a job soon, at a time, or not at all."""
+
+    def enqueue(self, func: str, *args: Any) -> None: ...
+
+    def enqueue_many(self, calls: list[tuple[str, tuple[Any, ...]]]) -> None: ...
+
+    def enqueue_at(self, when: datetime, func: str, *args: Any, job_id: str) -> None: ...
+
+    def cancel(self, job_id: str) -> None: ...

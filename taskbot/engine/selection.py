@@ -1,0 +1,33 @@
+"""Channel selection for one participant (SPEC §4), over whatever channels are configured."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .model import Contact
+from .ports import Address, Channel
+
+FALLBACK_ORDER = ("slack", "telegram", "email")
+
+
+def select_channel(
+    contact: Contact, enabled: Sequence[str], channels: Mapping[str, Channel]
+) -> Address | str:
+    """The address to reach ``contact`` on, or a one-line reason why there is none.
+
+    Preferred channel first when it is linked and enabled on the assistant; then Slack,
+    Telegram and email, each only when linked (``Channel.resolve``) and enabled. The web
+    channel is only ever chosen as a preference: a web link reaches nobody by itself.
+    """
+    order = ([contact.preferred_channel] if contact.preferred_channel else []) + [
+        c for c in FALLBACK_ORDER if c != contact.preferred_channel
+    ]
+    for name in order:
+        channel = channels.get(name)
+        if channel is None or name not in enabled:
+            continue
+        address = channel.resolve(contact)
+        if address:
+            return Address(name, address)
+    usable = [c for c in enabled if c in channels]
+    return f"no usable channel for {contact.id} (enabled: {', '.join(usable) or 'none'})"

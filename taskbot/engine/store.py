@@ -1,0 +1,139 @@
+"""Reads and simple writes of taskbot's records in Redis; racing transitions live in the engine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from . import keys
+from .errors import NotFound
+from .model import Assistant, Contact, TaskDefinition
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_hash(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()}
+
+
+class Store:
+    """Typed access to the records; every method is one or two round trips."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+
+    # -- task definitions -------------------------------------------------
+    def put_definition(self, definition: TaskDefinition) -> None:
+        self.r.hset(keys.DEFS, definition.id, definition.model_dump_json(exclude_none=True))
+
+    def get_definition(self, task_id: str) -> TaskDefinition:
+        raw = self.r.hget(keys.DEFS, task_id)
+        if raw is None:
+            raise NotFound("task", task_id)
+        return TaskDefinition.model_validate_json(raw)
+
+    def list_definitions(self) -> list[TaskDefinition]:
+        raw = self.r.hgetall(keys.DEFS)
+        return sorted((TaskDefinition.model_validate_json(v) for v in raw.values()), key=lambda d: d.id)
+
+    def delete_definition(self, task_id: str) -> None:
+        if not self.r.hdel(keys.DEFS, task_id):
+            raise NotFound("task", task_id)
+
+    # -- assistants -------------------------------------------------------
+    def put_assistant(self, assistant: Assistant) -> None:
+        self.r.hset(keys.ASSISTANTS, assistant.id, assistant.model_dump_json())
+
+    def get_assistant(self, assistant_id: str, default_model: str) -> Assistant:
+        raw = self.r.hget(keys.ASSISTANTS, assistant_id)
+        if raw is not None:
+            return Assistant.model_validate_json(raw)
+        if assistant_id == "default":
+            return Assistant(id="default", model=default_model)
+        raise NotFound("assistant", assistant_id)
+
+    # -- contacts and datasets -------------------------------------------
+    def put_contacts(self, contacts: list[Contact]) -> None:
+        with self.r.pipeline() as p:
+            for c in contacts:
+                p.hset(keys.CONTACTS, c.id, c.model_dump_json(exclude_none=True))
+                if c.email:
+                    p.hset(keys.CONTACTS_BY_EMAIL, c.email, c.id)
+            p.execute()
+
+    def list_contacts(self) -> list[Contact]:
+        raw = self.r.hgetall(keys.CONTACTS)
+        return sorted((Contact.model_validate_json(v) for v in raw.values()), key=lambda c: c.id)
+
+    def find_contacts(self, ids: list[str]) -> dict[str, Contact]:
+        """Contacts for participant ids, by id or else by email, in two round trips."""
+        if not ids:
+            return {}
+        found: dict[str, Contact] = {}
+        for pid, raw in zip(ids, self.r.hmget(keys.CONTACTS, ids), strict=True):
+            if raw is not None:
+                found[pid] = Contact.model_validate_json(raw)
+        missing = [pid for pid in ids if pid not in found and "@" in pid]
+        if missing:
+            alias = self.r.hmget(keys.CONTACTS_BY_EMAIL, [m.lower() for m in missing])
+            pairs = [(pid, cid) for pid, cid in zip(missing, alias, strict=True) if cid is not None]
+            if pairs:
+                raws = self.r.hmget(keys.CONTACTS, [cid for _, cid in pairs])
+                for (pid, _), raw in zip(pairs, raws, strict=True):
+                    if raw is not None:
+                        found[pid] = Contact.model_validate_json(raw)
+        return found
+
+    def put_dataset(self, name: str, rows: list[dict[str, Any]]) -> None:
+        self.r.set(keys.dataset(name), dumps(rows))
+
+    def get_dataset(self, name: str) -> list[dict[str, Any]]:
+        raw = self.r.get(keys.dataset(name))
+        if raw is None:
+            raise NotFound("dataset", name)
+        rows: list[dict[str, Any]] = json.loads(raw)
+        return rows
+
+    # -- runs and sub-tasks ----------------------------------------------
+    def run_fields(self, rid: str) -> dict[str, str]:
+        raw = decode_hash(self.r.hgetall(keys.run(rid)))
+        if not raw:
+            raise NotFound("run", rid)
+        return raw
+
+    def sub_fields(self, sid: str) -> dict[str, str]:
+        raw = decode_hash(self.r.hgetall(keys.sub(sid)))
+        if not raw:
+            raise NotFound("sub-task", sid)
+        return raw
+
+    def sub_ids(self, rid: str) -> list[str]:
+        return [s.decode() for s in self.r.lrange(keys.run_subs(rid), 0, -1)]
+
+    def subs_fields(self, sids: list[str]) -> list[dict[str, str]]:
+        with self.r.pipeline(transaction=False) as p:
+            for sid in sids:
+                p.hgetall(keys.sub(sid))
+            return [decode_hash(h) for h in p.execute()]
+
+    def conversation(self, sid: str) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in self.r.lrange(keys.sub_conv(sid), 0, -1)]
+
+    def run_ids(self, task_id: str | None = None, limit: int = 50) -> list[str]:
+        key = keys.runs_of_task(task_id) if task_id else keys.RUNS
+        return [i.decode() for i in self.r.zrevrange(key, 0, limit - 1)]
+
+    def deliverables(self, rid: str) -> list[dict[str, str]]:
+        ids = [d.decode() for d in self.r.lrange(keys.run_deliverables(rid), 0, -1)]
+        with self.r.pipeline(transaction=False) as p:
+            for did in ids:
+                p.hgetall(keys.deliverable(did))
+            return [decode_hash(h) for h in p.execute()]
+
+    def notifications(self, owner: str, limit: int = 100) -> list[dict[str, Any]]:
+        return [json.loads(n) for n in self.r.lrange(keys.notifications(owner), -limit, -1)]

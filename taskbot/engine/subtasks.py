@@ -1,0 +1,244 @@
+"""Sub-tasks (SPEC §4): opening on the selected channel, chasing, and the final transition.
+
+The final transition is one Lua script: it changes the status only from an open state and
+decrements the state's open counter; the caller that brings the counter to zero is the one
+(and only one, whatever the number of workers) that runs fan-in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from . import keys
+from .chase import decide
+from .errors import NotFound
+from .model import ChaseSpec, Contact, TaskState
+from .ports import Address, Delivery, DeliveryFailed, Outbound
+from .scripted import opening
+from .selection import select_channel
+from .store import dumps
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("taskbot.subtasks")
+
+FINISH = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'pending' and status ~= 'running' then return -1 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completed_at', ARGV[2], 'reason', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[5])
+local channel = redis.call('HGET', KEYS[1], 'channel')
+local address = redis.call('HGET', KEYS[1], 'address')
+if channel and address then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
+local left = redis.call('DECR', KEYS[2])
+if left == 0 then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8]) end
+return left
+"""
+
+CLAIM = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 1 end
+return -1
+"""
+
+
+def message(role: str, text: str, at: float, **extra: Any) -> str:
+    return dumps({"role": role, "text": text, "at": at, **extra})
+
+
+class Subtasks:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self._finish = engine.r.register_script(FINISH)
+        self._claim = engine.r.register_script(CLAIM)
+
+    # -- sending, at most once per key ------------------------------------------
+    def claim(self, sid: str, key: str) -> int:
+        """1: you may send ``key``; 0: it was sent already; -1: another worker is sending it now."""
+        return int(self._claim(keys=[keys.sub_sent(sid), keys.claim(sid, key)],
+                               args=[key, int(self.e.lease_seconds * 1000)]))
+
+    def mark_sent(self, pipe: Any, sid: str, key: str) -> None:
+        pipe.sadd(keys.sub_sent(sid), key)
+        pipe.delete(keys.claim(sid, key))
+
+    def send(self, out: Outbound) -> Delivery:
+        channel = self.e.channels.get(out.address.channel)
+        if channel is None:
+            raise DeliveryFailed(f"channel {out.address.channel} is not configured", permanent=True)
+        return channel.send(out)
+
+    # -- opening ------------------------------------------------------------------
+    def open_batch(self, rid: str, start: int, end: int) -> None:
+        """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another."""
+        member = f"open:{rid}:{start}:{end}"
+        try:
+            run = self.e.store.run_fields(rid)
+        except NotFound:
+            self.e.release(member)
+            return
+        sids = [s.decode() for s in self.e.r.lrange(keys.run_subs(rid), start, end - 1)]
+        subs = [s for s in self.e.store.subs_fields(sids) if s.get("status") == "pending"]
+        if run["status"] != "running":
+            self.e.release(member)
+            return
+        contacts = self.e.store.find_contacts([s["participant_id"] for s in subs])
+        assistant = self.e.assistant_of(run)
+        retry = False
+        for sub in subs:
+            contact = contacts.get(sub["participant_id"]) or self._stranger(sub["participant_id"])
+            try:
+                self.open(run, sub, contact, assistant.channels)
+            except DeliveryFailed as exc:
+                if exc.permanent:
+                    self.finish(sub["id"], "failed", exc.reason)
+                else:
+                    log.warning("opening %s deferred: %s", sub["id"], exc.reason)
+                    retry = True
+            except Exception:
+                log.exception("opening %s failed; it will be retried", sub["id"])
+                retry = True
+        if not retry:
+            self.e.release(member)
+        # otherwise the lease stays and the sweeper runs this batch again; opened ones are skipped
+
+    @staticmethod
+    def _stranger(pid: str) -> Contact:
+        """A participant not in the directory: reachable by email when the id is an address."""
+        return Contact(id=pid, email=pid if "@" in pid else None)
+
+    def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: list[str]) -> None:
+        sid = sub["id"]
+        selected = select_channel(contact, enabled, self.e.channels)
+        if isinstance(selected, str):
+            self.finish(sid, "failed", selected)
+            return
+        token = sub.get("token") or secrets.token_urlsafe(16)
+        if "token" not in sub:
+            with self.e.r.pipeline() as p:
+                p.hsetnx(keys.sub(sid), "token", token)
+                p.hget(keys.sub(sid), "token")
+                token = p.execute()[1].decode()
+            self.e.r.set(keys.token(token), sid)
+        step = int(sub["step"])
+        state = self.e.state_of(run, step)
+        text = opening(state.instructions, list(state.fields))
+        key = "open"
+        if self.claim(sid, key) != 1:
+            return
+        out = Outbound(Address(selected.channel, selected.id), text, key=f"{sid}:{key}", kind="opening",
+                       subtask_id=sid, reply_token=token, subject=self.e.definition_of(run).name)
+        delivery = self.send(out)
+        now = self.e.now()
+
+        def mark(p: Any) -> bool:
+            if p.hget(keys.sub(sid), "status") != b"pending":
+                return False
+            p.multi()
+            fields: dict[str, Any] = {"status": "running", "channel": selected.channel, "address": selected.id,
+                                      "opened_at": now, "last_activity_at": now}
+            if delivery.ref:
+                fields["thread"] = delivery.ref
+                p.set(keys.thread(selected.channel, delivery.ref), sid)
+            p.hset(keys.sub(sid), mapping=fields)
+            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening"))
+            p.zadd(keys.active(selected.channel, selected.id), {sid: now})
+            self.mark_sent(p, sid, key)
+            return True
+
+        if self.e.r.transaction(mark, keys.sub(sid), value_from_callable=True):
+            self.schedule_check(sid, now + self.chase_spec(run, step).interval)
+
+    def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
+        state = self.e.state_of(run, step)
+        return state.chase if isinstance(state, TaskState) else ChaseSpec()
+
+    # -- chasing ------------------------------------------------------------------
+    def schedule_check(self, sid: str, when: float) -> None:
+        """Schedule the next chase check; its lease lets the sweeper stand in if it is lost."""
+        with self.e.r.pipeline() as p:
+            p.hincrby(keys.sub(sid), "check_seq", 1)
+            self.e.lease(p, f"chase:{sid}", when + self.e.lease_seconds)
+            seq = p.execute()[0]
+        self.e.jobs.enqueue_at(self.e.at(when), "chase", sid, str(seq), job_id=f"chase-{sid}-{seq}")
+
+    def chase(self, sid: str, seq: int | None = None) -> None:
+        """Run a chase check: remind, time out, or wait longer (SPEC §4)."""
+        try:
+            sub = self.e.store.sub_fields(sid)
+        except NotFound:
+            self.e.release(f"chase:{sid}")
+            return
+        if seq is not None and seq != int(sub.get("check_seq", 0)):
+            return  # superseded by a newer check, which holds the lease
+        if sub["status"] != "running":
+            self.e.release(f"chase:{sid}")
+            return
+        run = self.e.store.run_fields(sub["run_id"])
+        spec = self.chase_spec(run, int(sub["step"]))
+        sent = int(sub["chases_sent"])
+        decision = decide(open_=True, chases_sent=sent, last_activity_at=float(sub["last_activity_at"]),
+                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.e.now())
+        if decision.action == "wait":
+            self.schedule_check(sid, decision.at)
+        elif decision.action == "time_out":
+            self.finish(sid, "timed_out", f"no answer after {sent} reminder{'s' if sent != 1 else ''}")
+        elif decision.action == "chase":
+            self._remind(sid, sub, sent + 1, spec)
+
+    def _remind(self, sid: str, sub: dict[str, str], n: int, spec: ChaseSpec) -> None:
+        key = f"chase:{n}"
+        if self.claim(sid, key) != 1:
+            return  # sent already, or being sent by another worker that schedules the next check
+        out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
+                       thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"))
+        try:
+            self.send(out)
+        except DeliveryFailed as exc:
+            self.e.r.delete(keys.claim(sid, key))
+            if exc.permanent:
+                self.finish(sid, "failed", exc.reason)
+                return
+            raise
+        now = self.e.now()
+
+        def mark(p: Any) -> None:
+            p.multi()
+            p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
+            p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
+            self.mark_sent(p, sid, key)
+
+        self.e.r.transaction(mark, keys.sub(sid))
+        self.schedule_check(sid, now + spec.interval)
+
+    # -- the final transition -------------------------------------------------------
+    def finish(self, sid: str, status: str, reason: str = "") -> bool:
+        """Make the sub-task final; the caller that closes the state's last one runs fan-in.
+
+        Returns:
+            True when this call changed the status (False: it was final already).
+        """
+        sub = self.e.r.hmget(keys.sub(sid), ["run_id", "step", "check_seq"])
+        if sub[0] is None:
+            raise NotFound("sub-task", sid)
+        rid, step, seq = sub[0].decode(), int(sub[1]), int(sub[2] or 0)
+        now = self.e.now()
+        left = int(self._finish(
+            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES],
+            args=[status, now, reason, now + self.e.lease_seconds, f"chase:{sid}", sid, keys.ACTIVE_PREFIX,
+                  f"fanin:{rid}:{step}"]))
+        if left < 0:
+            return False
+        if seq:
+            self.e.jobs.cancel(f"chase-{sid}-{seq}")
+        if left == 0:
+            self.e.runs.fan_in(rid, step)
+        return True
+
+    def data(self, sid: str) -> dict[str, Any]:
+        raw = self.e.r.hget(keys.sub(sid), "data")
+        return json.loads(raw) if raw else {}
