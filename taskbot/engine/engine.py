@@ -20,7 +20,7 @@ import redis
 
 from . import keys
 from .inbound import Inbox
-from .model import Assistant, ConversationState, TaskDefinition, TaskState
+from .model import Assistant, Contact, ConversationState, TaskDefinition, TaskState
 from .ports import Channel, Clock, Jobs, SystemClock
 from .runs import Runs
 from .store import Store
@@ -117,6 +117,50 @@ class Engine:
         note = {"id": new_id(), "kind": kind, "run_id": run["id"], "task_id": run["task_id"],
                 "text": text, "at": self.now()}
         pipe.rpush(keys.notifications(owner), json.dumps(note))
+
+    # -- the service layer entry points call ---------------------------------
+    def apply_definition(self, data: Any) -> TaskDefinition:
+        """Validate and store a task definition (a mapping, or YAML/JSON text); refused whole."""
+        from .definitions import load_definition, load_definition_text
+
+        definition = load_definition_text(data) if isinstance(data, str) else load_definition(data)
+        return self.runs.apply(definition)
+
+    def import_contacts(self, rows: list[dict[str, Any]]) -> list[Contact]:
+        """Validate every row, then store them all (or none)."""
+        from .definitions import load_contacts
+
+        contacts = load_contacts(rows)
+        self.store.put_contacts(contacts)
+        return contacts
+
+    def import_dataset(self, name: str, rows: list[dict[str, Any]]) -> int:
+        from .errors import InvalidInput
+        from .model import SLUG
+
+        if not SLUG.match(name):
+            raise InvalidInput("NAME", "must be a slug: lowercase letters, digits, - and _")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InvalidInput(f"[{i}]", "expected an object")
+        self.store.put_dataset(name, rows)
+        return len(rows)
+
+    def run_view(self, rid: str, *, conversations: bool = True) -> dict[str, Any]:
+        from .views import run_view
+
+        return run_view(self, rid, conversations=conversations)
+
+    def list_runs(self, task_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, without sub-task conversations (they can be large)."""
+        from .views import run_view
+
+        return [run_view(self, rid, subtasks=False) for rid in self.store.run_ids(task_id, limit)]
+
+    def progress(self, rid: str) -> dict[str, int]:
+        from .views import progress
+
+        return progress(self, rid)
 
     # -- the sweeper --------------------------------------------------------
     def sweep(self, limit: int = 500) -> int:

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import keys
+from .errors import NotFound
 from .ports import Address, DeliveryFailed, Inbound, Outbound
 from .scripted import scripted_turn
 from .store import decode_hash, dumps
@@ -66,6 +67,30 @@ class Inbox:
             return existing.decode(), False
         self.e.jobs.enqueue("process_inbound", iid)
         return iid, True
+
+    def subtask_for_token(self, token: str) -> str:
+        """The sub-task a reply token (web chat link) belongs to.
+
+        Raises:
+            NotFound: the token names no sub-task.
+        """
+        sid = self.e.r.get(keys.token(token))
+        if sid is None:
+            raise NotFound("chat", token[:6] + "…")
+        return str(sid.decode())
+
+    def post_web(self, token: str, text: str, message_id: str | None = None) -> tuple[str, bool]:
+        """A web chat answer: stored (and queued) before the HTTP 202 goes back.
+
+        ``message_id`` lets a page that retries a POST be processed once; without one each
+        POST is a new message.
+        """
+        from .engine import new_id
+
+        sid = self.subtask_for_token(token)
+        address = self.e.r.hget(keys.sub(sid), "address")
+        sender = address.decode() if address else sid
+        return self.receive(Inbound("web", sender, text, f"{sid}/{message_id or new_id(8)}", reply_to=token))
 
     def route(self, msg: dict[str, str]) -> str | None:
         """The sub-task a message answers: its thread or token, else the sender's latest open one."""

@@ -1,0 +1,83 @@
+"""The run object of SPEC §8 (what the REST API, `results --json` and the dashboard show)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+RUN_TIMES = ("created_at", "started_at", "completed_at")
+SUB_TIMES = ("created_at", "opened_at", "completed_at", "last_activity_at")
+
+
+def iso(ts: str | float | None) -> str | None:
+    if ts in (None, ""):
+        return None
+    return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def message_view(m: dict[str, Any]) -> dict[str, Any]:
+    out = {"role": m["role"], "text": m["text"], "at": iso(m["at"])}
+    for extra in ("kind", "late"):
+        if extra in m:
+            out[extra] = m[extra]
+    return out
+
+
+def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": sub["id"], "run_id": sub["run_id"], "participant_id": sub["participant_id"],
+        "name": sub.get("name", sub["participant_id"]), "kind": sub.get("kind", "task"),
+        "channel": sub.get("channel"), "status": sub["status"], "chases_sent": int(sub.get("chases_sent", 0)),
+        "data": json.loads(sub.get("data", "{}")), "reason": sub.get("reason") or None,
+    }
+    for t in SUB_TIMES:
+        view[t] = iso(sub.get(t))
+    if sub.get("channel") == "web" and sub.get("token"):
+        view["chat_url"] = engine.chat_url(sub["token"])
+    if conversation:
+        view["conversation"] = [message_view(m) for m in engine.store.conversation(sub["id"])]
+    return view
+
+
+def run_view(engine: Engine, rid: str, *, subtasks: bool = True, conversations: bool = True) -> dict[str, Any]:
+    """The run's fields plus its sub-tasks and deliverables (each with its content)."""
+    run = engine.store.run_fields(rid)
+    view: dict[str, Any] = {
+        "id": rid, "task_id": run["task_id"], "status": run["status"], "trigger": json.loads(run["trigger"]),
+        "owner": run.get("owner"), "gathered": json.loads(run.get("gathered", "{}")),
+        "result_summary": run.get("result_summary") or None, "error_message": run.get("error_message") or None,
+    }
+    for t in RUN_TIMES:
+        view[t] = iso(run.get(t))
+    view["deliverables"] = [
+        {"id": d["id"], "run_id": d["run_id"], "output_type": d["output_type"], "title": d["title"],
+         "content": d["content"], "created_at": iso(d.get("created_at"))}
+        for d in engine.store.deliverables(rid)
+    ]
+    if subtasks:
+        subs = engine.store.subs_fields(engine.store.sub_ids(rid))
+        view["subtasks"] = [subtask_view(engine, s, conversation=conversations) for s in subs if s]
+    return view
+
+
+def progress(engine: Engine, rid: str) -> dict[str, int]:
+    """Counts a person watching a run cares about: answered, open, chased, timed out, failed."""
+    counts = {"total": 0, "answered": 0, "open": 0, "chased": 0, "timed_out": 0, "failed": 0, "cancelled": 0}
+    for sub in engine.store.subs_fields(engine.store.sub_ids(rid)):
+        if not sub or sub.get("kind") == "conversation":
+            continue
+        counts["total"] += 1
+        status = sub["status"]
+        if status == "completed":
+            counts["answered"] += 1
+        elif status in ("pending", "running"):
+            counts["open"] += 1
+        elif status in counts:
+            counts[status] += 1
+        if int(sub.get("chases_sent", 0)) > 0:
+            counts["chased"] += 1
+    return counts
