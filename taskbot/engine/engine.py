@@ -23,6 +23,7 @@ from .inbound import Inbox
 from .model import Assistant, Contact, ConversationState, TaskDefinition, TaskState
 from .ports import Channel, Clock, Jobs, SystemClock
 from .runs import Runs
+from .schedules import Schedules
 from .store import Store
 from .subtasks import Subtasks
 
@@ -80,6 +81,7 @@ class Engine:
         self.runs = Runs(self)
         self.subtasks = Subtasks(self)
         self.inbox = Inbox(self)
+        self.schedules = Schedules(self)
 
     # -- helpers shared by the mixins -------------------------------------
     def now(self) -> float:

@@ -25,6 +25,8 @@ Layout (all under ``taskbot:``)::
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
     notifications:{owner}     list   in-app notifications JSON, newest last
+    schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
+    schedules:due             zset   schedule id by next run time
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CONTACTS = PREFIX + "contacts"
 CONTACTS_BY_EMAIL = PREFIX + "contacts:email"
 RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
+SCHEDULES = PREFIX + "schedules"
+SCHEDULES_DUE = PREFIX + "schedules:due"
 
 
 def dataset(name: str) -> str:

@@ -1,0 +1,330 @@
+"""The `taskbot` command line (SPEC §7). Exit codes: 0 success, 2 bad input, 1 other failure."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from taskbot.engine.engine import Engine
+from taskbot.engine.errors import Conflict, InvalidInput, NotFound
+
+from .settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+FINAL = ("completed", "awaiting_review", "failed", "cancelled")
+
+
+def fail(message: str, code: int) -> None:
+    err.print(f"taskbot: error: {message}", markup=False)
+    sys.exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Map the engine's refusals to SPEC exit codes with a one-line message."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (InvalidInput, NotFound) as exc:
+            fail(str(exc).splitlines()[0], 2)
+        except Conflict as exc:
+            fail(str(exc), 1)
+        except redis.ConnectionError:
+            fail(f"cannot reach Redis at {Settings().redis_url} (is it running? try `taskbot demo`)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def engine() -> Engine:
+    from .bootstrap import build_engine
+
+    return build_engine()
+
+
+def dump(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """taskbot: tasks that fan out to people on their channel, chase them and fan in.
+
+    Configuration comes from the environment (TASKBOT_REDIS_URL, ...; see the README).
+    """
+
+
+# -- processes ------------------------------------------------------------------------
+@cli.command()
+@click.option("--port", type=int, default=None, help="HTTP port (default TASKBOT_HTTP_PORT or 8080).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".demo"),
+              show_default=True, help="Where the private Redis keeps its append-only file.")
+def demo(port: int | None, data_dir: Path) -> None:
+    """Run everything on this machine: Redis (private, when none answers), web app, worker, scheduler,
+    and an example task with three contacts on the web channel."""
+    from .demo import run_demo
+
+    run_demo(port=port, data_dir=data_dir)
+
+
+@cli.command()
+def serve() -> None:
+    """Run the web app (REST API, dashboard, web chat, channel webhooks)."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings=settings), host=settings.http_host, port=settings.http_port, log_level="info")
+
+
+@cli.command()
+@click.option("--no-scheduler", is_flag=True, help="Do not run the scheduler loop in this worker.")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (slower, isolated).")
+def worker(no_scheduler: bool, burst: bool, fork: bool) -> None:
+    """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep)."""
+    import logging
+
+    from .workers import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_worker(with_scheduler=not no_scheduler, burst=burst, fork=fork)
+
+
+# -- task definitions -------------------------------------------------------------------
+@cli.group()
+def tasks() -> None:
+    """Task definitions: apply a YAML file, list, show, delete."""
+
+
+@tasks.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def tasks_apply(file: Path) -> None:
+    """Validate FILE (YAML) and store the task; a wrong file is refused whole."""
+    definition = engine().apply_definition(file.read_text(encoding="utf-8"))
+    click.echo(f"applied task {definition.id} ({definition.name})")
+
+
+@tasks.command("list")
+@handles_errors
+def tasks_list() -> None:
+    """List task definitions."""
+    table = Table("id", "name", "output", "owner", "active")
+    for d in engine().store.list_definitions():
+        table.add_row(d.id, d.name, d.output_type, d.owner or "—", "yes" if d.active else "no")
+    out.print(table)
+
+
+@tasks.command("show")
+@click.argument("task_id")
+@handles_errors
+def tasks_show(task_id: str) -> None:
+    """Print a task definition as JSON."""
+    dump(engine().store.get_definition(task_id).model_dump(exclude_none=True))
+
+
+@tasks.command("delete")
+@click.argument("task_id")
+@handles_errors
+def tasks_delete(task_id: str) -> None:
+    """Delete a task definition (its runs are kept)."""
+    engine().store.delete_definition(task_id)
+    click.echo(f"deleted task {task_id}")
+
+
+# -- directory --------------------------------------------------------------------------
+@cli.group()
+def contacts() -> None:
+    """The contact directory."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def contacts_import(file: Path) -> None:
+    """Import contacts from a CSV or JSON FILE; a wrong row refuses the whole file."""
+    from taskbot.engine.definitions import read_rows
+
+    imported = engine().import_contacts(read_rows(file))
+    click.echo(f"imported {len(imported)} contacts")
+
+
+@contacts.command("list")
+@handles_errors
+def contacts_list() -> None:
+    """List contacts."""
+    table = Table("id", "name", "email", "preferred", "slack", "telegram")
+    for c in engine().store.list_contacts():
+        table.add_row(c.id, c.name, c.email or "—", c.preferred_channel or "—", c.slack_user_id or "—",
+                      c.telegram_chat_id or "—")
+    out.print(table)
+
+
+@cli.group()
+def datasets() -> None:
+    """Datasets that participant queries select from."""
+
+
+@datasets.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def datasets_import(name: str, file: Path) -> None:
+    """Import rows into dataset NAME from a CSV or JSON FILE (replacing it)."""
+    from taskbot.engine.definitions import read_rows
+
+    count = engine().import_dataset(name, read_rows(file))
+    click.echo(f"imported {count} rows into dataset {name}")
+
+
+# -- runs ---------------------------------------------------------------------------------
+def parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
+    data = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput("--data", f"expected key=value, got {pair!r}")
+        data[key] = value
+    return data
+
+
+def progress_line(e: Engine, rid: str) -> tuple[str, str]:
+    status = e.store.run_fields(rid)["status"]
+    p = e.progress(rid)
+    return status, (f"{status}: {p['answered']}/{p['total']} answered · {p['open']} open · {p['chased']} chased"
+                    f" · {p['timed_out']} timed out · {p['failed']} failed")
+
+
+@cli.command("run")
+@click.argument("task_id")
+@click.option("--data", "data", multiple=True, metavar="KEY=VALUE", help="Gathered data to start with.")
+@click.option("--wait", is_flag=True, help="Show progress until the run ends (needs a worker running).")
+@handles_errors
+def run_cmd(task_id: str, data: tuple[str, ...], wait: bool) -> None:
+    """Trigger a run of TASK_ID; prints the run id (the last line of the output)."""
+    e = engine()
+    rid = e.runs.trigger(task_id, parse_data(data), kind="manual", by="cli")
+    if wait:
+        status, line = progress_line(e, rid)
+        with err.status(line) as spinner:
+            while status not in FINAL:
+                time.sleep(0.5)
+                status, line = progress_line(e, rid)
+                spinner.update(line)
+        err.print(line, markup=False)
+        if status == "failed":
+            err.print(f"error: {e.store.run_fields(rid).get('error_message', '')}", markup=False)
+    click.echo(rid)
+    if wait and e.store.run_fields(rid)["status"] in ("failed", "cancelled"):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run object.")
+@handles_errors
+def status(run_id: str, as_json: bool) -> None:
+    """Show a run's state and a table of its sub-tasks."""
+    view = engine().run_view(run_id, conversations=as_json)
+    if as_json:
+        dump(view)
+        return
+    out.print(f"run {view['id']} · task {view['task_id']} · {view['status']} · created {view['created_at']}",
+              markup=False)
+    if view["error_message"]:
+        out.print(f"error: {view['error_message']}", markup=False)
+    table = Table("participant", "channel", "status", "chases", "last activity", "link / reason")
+    for s in view["subtasks"]:
+        table.add_row(s["name"], s["channel"] or "—", s["status"], str(s["chases_sent"]),
+                      s["last_activity_at"] or "—", s.get("chat_url") or s["reason"] or "")
+    out.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run object with gathered data and deliverables.")
+@handles_errors
+def results(run_id: str, as_json: bool) -> None:
+    """Print a run's deliverable (Markdown), or the whole run object with --json."""
+    view = engine().run_view(run_id)
+    if as_json:
+        dump(view)
+        return
+    if not view["deliverables"]:
+        click.echo(f"run {run_id} is {view['status']}; no deliverable yet")
+        return
+    for d in view["deliverables"]:
+        click.echo(d["content"])
+
+
+@cli.command()
+@click.option("--task", "task_id", default=None, help="Only runs of this task.")
+@click.option("--json", "as_json", is_flag=True, help="Print a list of run objects.")
+@click.option("--limit", default=50, show_default=True)
+@handles_errors
+def runs(task_id: str | None, as_json: bool, limit: int) -> None:
+    """List runs, newest first."""
+    e = engine()
+    if task_id:
+        e.store.get_definition(task_id)
+    views = e.list_runs(task_id, limit)
+    if as_json:
+        dump(views)
+        return
+    table = Table("run", "task", "status", "trigger", "created", "completed")
+    for v in views:
+        table.add_row(v["id"], v["task_id"], v["status"], v["trigger"]["kind"], v["created_at"] or "—",
+                      v["completed_at"] or "—")
+    out.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@handles_errors
+def cancel(run_id: str) -> None:
+    """Cancel a run: open sub-tasks become cancelled and pending reminders are dropped."""
+    engine().runs.cancel(run_id)
+    click.echo(f"cancelled run {run_id}")
+
+
+@cli.command()
+@click.argument("run_id")
+@handles_errors
+def approve(run_id: str) -> None:
+    """Approve a run that awaits review, completing it."""
+    engine().runs.approve(run_id)
+    click.echo(f"approved run {run_id}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1, type=click.UNPROCESSED)
+@handles_errors
+def task(words: tuple[str, ...]) -> None:
+    """The /task commands of Slack and Telegram, run as an admin: taskbot task run ID key=value ..."""
+    import shlex
+
+    from .commands import Actor, execute
+
+    reply = execute(engine(), shlex.join(words), Actor(frozenset({"cli"}), admin=True), kind="manual")
+    if not reply.ok:
+        err.print(f"taskbot: error: {reply.text}", markup=False)
+        sys.exit(2)
+    click.echo(reply.text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="taskbot")
