@@ -93,3 +93,51 @@ def wait_for() -> Callable[..., None]:
         raise AssertionError("condition not met in time")
 
     return wait
+
+
+@pytest.fixture
+def workers(env: dict[str, str]) -> Iterator[Callable[[int], list]]:
+    """Start real worker processes (`python worker.py`, with the scheduler loop); all are killed at the end."""
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(n: int = 1) -> list[subprocess.Popen[bytes]]:
+        procs = [subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+        started.extend(procs)
+        return procs
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+@pytest.fixture
+def taskbot_cli(env: dict[str, str]) -> Callable[..., object]:
+    """Run the real `taskbot` command in a subprocess, as a user would."""
+    import subprocess
+    import sys
+
+    def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "taskbot", *args], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"taskbot {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    return run
+
+
+def people(engine: Engine, *emails: str, channel: str = "web") -> None:
+    """Put contacts in the directory who prefer ``channel``."""
+    engine.import_contacts([{"email": e, "preferred_channel": channel} for e in emails])
+
+
+def answer(engine: Engine, sub: dict[str, object], text: str, message_id: str) -> None:
+    """A participant's message on their web chat link, through the engine's inbound path."""
+    token = str(sub["chat_url"]).rsplit("/", 1)[-1]
+    engine.inbox.post_web(token, text, message_id)
