@@ -96,7 +96,7 @@ def wait_for() -> Callable[..., None]:
 
 
 @pytest.fixture
-def workers(env: dict[str, str]) -> Iterator[Callable[[int], list]]:
+def workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[int], list]]:
     """Start real worker processes (`python worker.py`, with the scheduler loop); all are killed at the end."""
     import subprocess
     import sys
@@ -104,8 +104,11 @@ def workers(env: dict[str, str]) -> Iterator[Callable[[int], list]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(n: int = 1) -> list[subprocess.Popen[bytes]]:
-        procs = [subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+        procs = []
+        for _ in range(n):
+            with (tmp_path / f"worker-{len(started) + len(procs)}.log").open("wb") as log:
+                procs.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env,
+                                              stdout=log, stderr=subprocess.STDOUT))
         started.extend(procs)
         return procs
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from taskbot.engine.engine import Engine
 from taskbot.engine.model import TaskDefinition
 
 CSS = """
@@ -26,12 +27,14 @@ a { color: var(--accent); }
 table { width: 100%; border-collapse: collapse; background: var(--card); font-size: .92rem; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 .scroll { overflow-x: auto; }
-.badge { display: inline-block; padding: 0 .5rem; border-radius: 1rem; background: var(--line); font-size: .85rem; }
+.badge { display: inline-block; padding: 0 .5rem; border-radius: 1rem; background: var(--line);
+  font-size: .85rem; }
 .completed { background: #bbf7d0; color: #14532d; } .failed, .cancelled, .timed_out { background: #fecaca;
   color: #7f1d1d; } .running, .awaiting_review { background: #bfdbfe; color: #1e3a8a; }
 pre { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: .75rem;
   white-space: pre-wrap; word-break: break-word; }
-ol.messages { list-style: none; padding: 0; margin: 0 0 1rem; display: flex; flex-direction: column; gap: .5rem; }
+ol.messages { list-style: none; padding: 0; margin: 0 0 1rem; display: flex; flex-direction: column;
+  gap: .5rem; }
 .msg { max-width: 85%; padding: .5rem .75rem; border-radius: .75rem; border: 1px solid var(--line);
   background: var(--bot); align-self: flex-start; }
 .msg.user { background: var(--me); align-self: flex-end; }
@@ -91,13 +94,18 @@ CHAT_JS = """
       refresh();
     } catch (e) { note.textContent = "Not sent yet: check your connection and press Send again."; }
   });
-  box.addEventListener("keydown", e => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit(); });
+  box.addEventListener("keydown", e => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
   refresh();
   setInterval(refresh, 1500);
 })();
 """
 
 OPEN_SUBTASK = ("pending", "running")
+RUNS_ON_DASHBOARD = 20
+LINKS_PER_RUN = 12
+NOTES_ON_DASHBOARD = 10
 
 
 def esc(value: Any) -> str:
@@ -119,7 +127,8 @@ def layout(title: str, body: str, *, refresh: int | None = None, main_class: str
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="referrer" content="no-referrer">{meta}<title>{esc(title)}</title>'
-        f"<style>{CSS}</style></head>\n<body><main class=\"{esc(main_class)}\">\n{body}\n</main></body></html>\n"
+        f"<style>{CSS}</style></head>\n<body><main class=\"{esc(main_class)}\">\n{body}\n"
+        "</main></body></html>\n"
     )
 
 
@@ -194,7 +203,8 @@ def runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
         rows.append(
             f'<tr><td><a href="/runs/{esc(run["id"])}"><code>{esc(run["id"])}</code></a></td>'
             f"<td>{esc(run['task_id'])}</td><td>{badge(run['status'])}</td><td>{esc(counts)}</td>"
-            f"<td>{when(run.get('created_at'))}</td><td>{chat_links(run['links'], run.get('more_links', 0))}</td></tr>")
+            f"<td>{when(run.get('created_at'))}</td>"
+            f"<td>{chat_links(run['links'], run.get('more_links', 0))}</td></tr>")
     return ('<div class="scroll"><table><thead><tr><th>Run</th><th>Task</th><th>Status</th><th>Progress</th>'
             "<th>Created</th><th>Web chats</th></tr></thead><tbody>\n" + "\n".join(rows) +
             "\n</tbody></table></div>")
@@ -204,8 +214,8 @@ def notifications_list(notes: Sequence[Mapping[str, Any]]) -> str:
     if not notes:
         return '<p class="muted">Nothing yet.</p>'
     items = "\n".join(
-        f'<li>{badge(str(n.get("kind", "")).removeprefix("task_"))} <span class="muted">{esc(n.get("owner"))}</span> '
-        f'{esc(n.get("text"))}</li>' for n in notes)
+        f'<li>{badge(str(n.get("kind", "")).removeprefix("task_"))} {esc(n.get("text"))} '
+        f'<span class="muted">({esc(n.get("owner"))})</span></li>' for n in notes)
     return f"<ul>\n{items}\n</ul>"
 
 
@@ -217,6 +227,22 @@ def dashboard_page(definitions: Sequence[TaskDefinition], runs: Sequence[Mapping
     return layout("taskbot", body, refresh=3)
 
 
+def dashboard(engine: Engine) -> str:
+    """The newest runs with progress and web chat links, the owners' latest notifications, the tasks."""
+    runs = []
+    for run in engine.list_runs(limit=RUNS_ON_DASHBOARD):
+        subs = engine.store.subs_fields(engine.store.sub_ids(run["id"]))
+        links = [(s.get("name") or s["participant_id"], engine.chat_url(s["token"]))
+                 for s in subs if s.get("channel") == "web" and s.get("token")]
+        runs.append({**run, "progress": engine.progress(run["id"]), "links": links[:LINKS_PER_RUN],
+                     "more_links": len(links) - LINKS_PER_RUN})
+    owners = dict.fromkeys(run["owner"] for run in runs if run.get("owner"))
+    notes = [{**n, "owner": owner} for owner in owners
+             for n in engine.store.notifications(owner, NOTES_ON_DASHBOARD)]
+    notes.sort(key=lambda n: n.get("at", 0), reverse=True)
+    return dashboard_page(engine.store.list_definitions(), runs, notes[:NOTES_ON_DASHBOARD])
+
+
 def subtasks_table(subtasks: Sequence[Mapping[str, Any]]) -> str:
     if not subtasks:
         return '<p class="muted">No sub-tasks.</p>'
@@ -226,7 +252,8 @@ def subtasks_table(subtasks: Sequence[Mapping[str, Any]]) -> str:
         link = f'<a href="{esc(s["chat_url"])}">chat</a>' if s.get("chat_url") else ""
         reason = f'<br><span class="muted">{esc(s["reason"])}</span>' if s.get("reason") else ""
         rows.append(
-            f"<tr><td>{esc(s.get('name'))}<br><span class=\"muted\">{esc(s.get('participant_id'))}</span></td>"
+            f"<tr><td>{esc(s.get('name'))}<br>"
+            f"<span class=\"muted\">{esc(s.get('participant_id'))}</span></td>"
             f"<td>{esc(s.get('channel') or '—')}</td><td>{badge(s['status'])}{reason}</td>"
             f"<td>{esc(s.get('chases_sent', 0))}</td><td><code>{esc(data)}</code></td>"
             f"<td>{when(s.get('last_activity_at'))}</td><td>{link}</td></tr>")
@@ -237,15 +264,16 @@ def subtasks_table(subtasks: Sequence[Mapping[str, Any]]) -> str:
 
 def run_page(run: Mapping[str, Any]) -> str:
     """One run: its fields, sub-tasks and deliverables (Markdown source)."""
-    facts = [("Task", esc(run["task_id"])), ("Status", badge(run["status"])), ("Owner", esc(run.get("owner"))),
-             ("Trigger", esc((run.get("trigger") or {}).get("kind"))), ("Created", when(run.get("created_at"))),
-             ("Completed", when(run.get("completed_at")))]
+    facts = [("Task", esc(run["task_id"])), ("Status", badge(run["status"])),
+             ("Owner", esc(run.get("owner"))), ("Trigger", esc((run.get("trigger") or {}).get("kind"))),
+             ("Created", when(run.get("created_at"))), ("Completed", when(run.get("completed_at")))]
     if run.get("error_message"):
         facts.append(("Error", esc(run["error_message"])))
     dl = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     deliverables = "\n".join(
         f"<h3>{esc(d['title'])} <span class=\"muted\">({esc(d['output_type'])})</span></h3>"
-        f"<pre>{esc(d['content'])}</pre>" for d in run.get("deliverables", [])) or '<p class="muted">None yet.</p>'
+        f"<pre>{esc(d['content'])}</pre>" for d in run.get("deliverables", []))
+    deliverables = deliverables or '<p class="muted">None yet.</p>'
     body = (f'<p><a href="/">← dashboard</a></p>\n<h1>Run <code>{esc(run["id"])}</code></h1>\n'
             f"<table>{dl}</table>\n<h2>Sub-tasks</h2>\n{subtasks_table(run.get('subtasks', []))}\n"
             f"<h2>Deliverables</h2>\n{deliverables}")

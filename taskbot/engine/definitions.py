@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
-from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput
 from .model import Contact, TaskDefinition

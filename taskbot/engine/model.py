@@ -16,7 +16,8 @@ FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 #: Output types known to the engine; plugins add theirs with :func:`register_output_type`.
 OUTPUT_TYPES: set[str] = {"freeform", "blog_post", "report", "summary", "image", "proofreading", "file"}
-CHANNELS = ("slack", "telegram", "email", "web")
+ChannelName = Literal["slack", "telegram", "email", "web"]
+CHANNELS: tuple[ChannelName, ...] = ("slack", "telegram", "email", "web")
 
 
 def register_output_type(name: str) -> None:
@@ -253,5 +254,5 @@ class Assistant(Strict):
     model: str = "scripted"
     system_prompt: str = ""
     tools: list[str] = Field(default_factory=list)
-    channels: list[Literal["slack", "telegram", "email", "web"]] = Field(default_factory=lambda: list(CHANNELS))
+    channels: list[ChannelName] = Field(default_factory=lambda: list(CHANNELS))
     max_concurrent_tasks: int | None = Field(default=None, ge=1)

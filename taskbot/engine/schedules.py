@@ -72,7 +72,7 @@ class Schedules:
             if not p.execute()[0]:
                 raise NotFound("schedule", schedule_id)
 
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         raw = self.e.r.hgetall(keys.SCHEDULES)
         due = dict(self.e.r.zrange(keys.SCHEDULES_DUE, 0, -1, withscores=True))
         out = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import keys
@@ -111,7 +112,7 @@ class Subtasks:
         """A participant not in the directory: reachable by email when the id is an address."""
         return Contact(id=pid, email=pid if "@" in pid else None)
 
-    def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: list[str]) -> None:
+    def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: Sequence[str]) -> None:
         sid = sub["id"]
         selected = select_channel(contact, enabled, self.e.channels)
         if isinstance(selected, str):
