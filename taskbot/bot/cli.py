@@ -21,7 +21,8 @@ from taskbot.engine.errors import Conflict, InvalidInput, NotFound
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is read by scripts and people with wide windows: do not cut it at 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 FINAL = ("completed", "awaiting_review", "failed", "cancelled")
 
