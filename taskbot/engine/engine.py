@@ -33,9 +33,18 @@ log = logging.getLogger("taskbot.engine")
 LEASE_JOBS = {"step": "advance", "open": "open_batch", "chase": "chase", "fanin": "fan_in", "in": "process_inbound"}
 
 
-@functools.lru_cache(maxsize=256)
-def parse_definition(raw: str) -> TaskDefinition:
-    """Runs keep a JSON snapshot of their definition; parsing it once per process is enough."""
+@functools.lru_cache(maxsize=512)
+def _snapshot(r: redis.Redis, rid: str) -> TaskDefinition:
+    """A run's definition snapshot never changes, so each process reads and parses it once.
+
+    It lives in its own key: a run's hash is read on every answer, and a definition with a
+    thousand participants listed would make every such read tens of kilobytes.
+    """
+    raw = r.get(keys.run_definition(rid))
+    if raw is None:
+        from .errors import NotFound
+
+        raise NotFound("run", rid)
     return TaskDefinition.model_validate_json(raw)
 
 
@@ -92,7 +101,7 @@ class Engine:
         return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
 
     def definition_of(self, run: Mapping[str, str]) -> TaskDefinition:
-        return parse_definition(run["definition"])
+        return _snapshot(self.r, run["id"])
 
     def state_of(self, run: Mapping[str, str], step: int) -> Any:
         return self.definition_of(run).states()[step]

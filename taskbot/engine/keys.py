@@ -9,7 +9,8 @@ Layout (all under ``taskbot:``)::
     dataset:{name}            string rows JSON
     runs                      zset   run id by created_at (newest first listing)
     runs:task:{task}          zset   the same, per task definition
-    run:{rid}                 hash   run fields; `definition` is the snapshot the run follows
+    run:{rid}                 hash   run fields: status, step (workflow state index), gathered JSON, ...
+    run:{rid}:definition      string the definition snapshot the run follows (immutable, cached)
     run:{rid}:subs            list   sub-task ids in fan-out order
     run:{rid}:open:{step}     int    sub-tasks of that state not yet final; DECR to 0 = fan-in
     run:{rid}:deliverables    list   deliverable ids
@@ -53,6 +54,10 @@ def runs_of_task(task_id: str) -> str:
 
 def run(rid: str) -> str:
     return f"{PREFIX}run:{rid}"
+
+
+def run_definition(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:definition"
 
 
 def run_subs(rid: str) -> str:

@@ -86,9 +86,10 @@ class Runs:
         fields = {
             "id": rid, "task_id": task_id, "status": RunStatus.PENDING, "owner": owner,
             "trigger": dumps({"kind": kind, "by": by}), "gathered": dumps(data or {}),
-            "created_at": now, "step": 0, "definition": definition.model_dump_json(exclude_none=True),
+            "created_at": now, "step": 0,
         }
         with self.e.r.pipeline() as p:
+            p.set(keys.run_definition(rid), definition.model_dump_json(exclude_none=True))
             p.hset(keys.run(rid), mapping=fields)
             p.zadd(keys.RUNS, {rid: now})
             p.zadd(keys.runs_of_task(task_id), {rid: now})

@@ -35,7 +35,13 @@ def test_make_demo_on_a_fresh_clone_serves_healthz_and_chat_links(tmp_path):
         private = re.search(r"started a private redis-server \(AOF on\) at (\S+)", text)
         assert private, text
         assert (clone / ".demo" / "redis").is_dir()
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+        health = None
+        while health is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            except httpx.ConnectError:  # the web app starts listening just after the banner
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
         assert health.status_code == 200
         assert health.json()["redis"] is True
         links = re.findall(r"(http://127\.0\.0\.1:\d+/chat/\S+)", text)
