@@ -14,7 +14,7 @@ from rq_scheduler import Scheduler
 
 from taskbot.bot.redis_server import RedisServer
 from taskbot.bot.settings import Settings
-from taskbot.bot.workers import scheduler_pass
+from taskbot.bot.workers import retries_scheduler, scheduler_pass
 from taskbot.engine.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +67,11 @@ def drain(engine: Engine) -> Callable[..., None]:
 
     worker_engine = process_engine()  # what jobs in this process use: same Redis, same settings
     scheduler = Scheduler(queue=worker_engine.jobs.queue, connection=worker_engine.r)  # type: ignore[attr-defined]
+    retries = retries_scheduler(worker_engine)
 
     def run(rounds: int = 20) -> None:
         for _ in range(rounds):
-            scheduler_pass(worker_engine, scheduler)
+            scheduler_pass(worker_engine, scheduler, retries)
             if not len(worker_engine.jobs.queue):  # type: ignore[attr-defined]
                 return
             SimpleWorker([worker_engine.jobs.queue], connection=worker_engine.r).work(  # type: ignore[attr-defined]

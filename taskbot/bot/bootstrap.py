@@ -34,7 +34,8 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False) ->
         for line in off:
             log.info(line)
     return Engine(r, RQJobs(r), channels, default_model=settings.model, lease_seconds=settings.lease_seconds,
-                  batch_size=settings.batch_size, public_url=settings.base_url)
+                  batch_size=settings.batch_size, public_url=settings.base_url,
+                  webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()])
 
 
 @functools.cache

@@ -26,3 +26,22 @@ def fan_in(rid: str, step: str | int) -> None:
 
 def process_inbound(iid: str) -> None:
     engine().inbox.process(iid)
+
+
+def deliver_webhook(url: str, body: str) -> None:
+    """POST one event, signed; an error raises so RQ retries it with backoff."""
+    import hashlib
+    import hmac
+    import json
+
+    import httpx
+
+    from .settings import Settings
+
+    secret = Settings().webhook_secret
+    key = secret.get_secret_value().encode() if secret else b""
+    signature = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    event = json.loads(body)["event"]
+    response = httpx.post(url, content=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-Taskbot-Event": event, "X-Taskbot-Signature": f"sha256={signature}"})
+    response.raise_for_status()

@@ -1,8 +1,9 @@
 """Worker and scheduler processes: an RQ worker, and the loop that makes due work runnable.
 
-The scheduler loop does three things each ``interval``: rq-scheduler's pass (reminders that are
-due move to the queue), cron schedules that are due start runs, and the engine's lease sweep
-(work whose worker died is queued again).
+Each ``interval`` the scheduler loop: runs rq-scheduler's pass (reminders that are due move to
+the queue), moves jobs whose retry delay has passed back to the queue (RQ's own registry), starts
+runs of cron schedules that are due, queues webhook deliveries, and sweeps expired leases (work
+whose worker died is queued again).
 Several processes may run it; rq-scheduler's lock lets one pass run at a time.
 """
 
@@ -12,6 +13,7 @@ import logging
 import threading
 
 from rq import SimpleWorker, Worker
+from rq.scheduler import RQScheduler
 from rq_scheduler import Scheduler
 
 from taskbot.engine.engine import Engine
@@ -23,7 +25,15 @@ from .settings import Settings
 log = logging.getLogger("taskbot.worker")
 
 
-def scheduler_pass(engine: Engine, scheduler: Scheduler) -> int:
+def retries_scheduler(engine: Engine) -> RQScheduler:
+    """RQ's own scheduler, used only to move jobs waiting for a retry back to the queue."""
+    assert isinstance(engine.jobs, RQJobs)
+    retries = RQScheduler([engine.jobs.queue], connection=engine.r)
+    retries.prepare_registries([engine.jobs.queue.name])
+    return retries
+
+
+def scheduler_pass(engine: Engine, scheduler: Scheduler, retries: RQScheduler | None = None) -> int:
     """One pass: move due reminders to the queue and re-drive expired leases.
 
     Returns:
@@ -33,7 +43,10 @@ def scheduler_pass(engine: Engine, scheduler: Scheduler) -> int:
         return 0
     try:
         scheduler.enqueue_jobs()
+        if retries is not None:
+            retries.enqueue_scheduled_jobs()
         engine.schedules.fire_due()
+        engine.events.flush()
         return engine.sweep()
     finally:
         scheduler.remove_lock()
@@ -42,9 +55,10 @@ def scheduler_pass(engine: Engine, scheduler: Scheduler) -> int:
 def scheduler_loop(engine: Engine, interval: float, stop: threading.Event) -> None:
     assert isinstance(engine.jobs, RQJobs)
     scheduler = Scheduler(queue=engine.jobs.queue, connection=engine.r, interval=interval)
+    retries = retries_scheduler(engine)
     while not stop.is_set():
         try:
-            scheduler_pass(engine, scheduler)
+            scheduler_pass(engine, scheduler, retries)
         except Exception:
             log.exception("scheduler pass failed; trying again")
         stop.wait(interval)

@@ -12,13 +12,14 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from . import keys
+from .events import Events
 from .inbound import Inbox
 from .model import Assistant, Contact, ConversationState, TaskDefinition, TaskState
 from .ports import Channel, Clock, Jobs, SystemClock
@@ -64,6 +65,7 @@ class Engine:
         lease_seconds: how long a job may take before the sweeper runs it again.
         batch_size: sub-tasks opened per fan-out job.
         public_url: base URL for web chat links.
+        webhook_urls: where system events are POSTed (none: events are not recorded).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Engine:
         lease_seconds: float = 60.0,
         batch_size: int = 100,
         public_url: str = "http://127.0.0.1:8080",
+        webhook_urls: Sequence[str] = (),
     ) -> None:
         self.r = r
         self.store = Store(r)
@@ -87,6 +90,7 @@ class Engine:
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
         self.public_url = public_url.rstrip("/")
+        self.events = Events(self, webhook_urls)
         self.runs = Runs(self)
         self.subtasks = Subtasks(self)
         self.inbox = Inbox(self)

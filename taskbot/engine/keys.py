@@ -28,6 +28,8 @@ Layout (all under ``taskbot:``)::
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
     schedules:due             zset   schedule id by next run time
+    events                    list   run and sub-task events waiting for webhook delivery (only
+                                     when webhooks are configured)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
 SCHEDULES = PREFIX + "schedules"
 SCHEDULES_DUE = PREFIX + "schedules:due"
+EVENTS = PREFIX + "events"
 
 
 def dataset(name: str) -> str:

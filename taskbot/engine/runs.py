@@ -94,6 +94,7 @@ class Runs:
             p.zadd(keys.RUNS, {rid: now})
             p.zadd(keys.runs_of_task(task_id), {rid: now})
             self.e.lease(p, f"step:{rid}:0")
+            self.e.events.emit(p, "run.pending", run_id=rid, task_id=task_id, status="pending")
             p.execute()
         self.e.jobs.enqueue("advance", rid, "0")
         return rid
@@ -123,6 +124,7 @@ class Runs:
             if p.hget(keys.run(rid), "status") == RunStatus.PENDING.encode():
                 p.multi()
                 p.hset(keys.run(rid), mapping={"status": RunStatus.RUNNING, "started_at": self.e.now()})
+                self.e.events.emit(p, "run.running", run_id=rid, status="running")
         self.e.r.transaction(start, keys.run(rid))
         return self.e.store.run_fields(rid)
 
@@ -281,6 +283,8 @@ class Runs:
             p.multi()
             p.hset(keys.run(rid), mapping=update)
             self.e.notify(p, run["owner"], kind, run, END_TEXT[kind].format(**{**run, **update}))
+            self.e.events.emit(p, f"run.{status.value}", run_id=rid, task_id=run["task_id"], status=status.value,
+                               error_message=extra.get("error_message"))
             return True
 
         return bool(self.e.r.transaction(end, keys.run(rid), value_from_callable=True))

@@ -37,6 +37,7 @@ local address = redis.call('HGET', KEYS[1], 'address')
 if channel and address then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
 local left = redis.call('DECR', KEYS[2])
 if left == 0 then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[9]) end
 return left
 """
 
@@ -149,6 +150,8 @@ class Subtasks:
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening"))
             p.zadd(keys.active(selected.channel, selected.id), {sid: now})
             self.mark_sent(p, sid, key)
+            self.e.events.emit(p, "subtask.running", run_id=run["id"], subtask_id=sid, status="running",
+                               participant_id=sub["participant_id"], channel=selected.channel)
             return True
 
         if self.e.r.transaction(mark, keys.sub(sid), value_from_callable=True):
@@ -212,6 +215,7 @@ class Subtasks:
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
             self.mark_sent(p, sid, key)
+            self.e.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.e.r.transaction(mark, keys.sub(sid))
         self.schedule_check(sid, now + spec.interval)
@@ -229,9 +233,10 @@ class Subtasks:
         rid, step, seq = sub[0].decode(), int(sub[1]), int(sub[2] or 0)
         now = self.e.now()
         left = int(self._finish(
-            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES],
+            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS],
             args=[status, now, reason, now + self.e.lease_seconds, f"chase:{sid}", sid, keys.ACTIVE_PREFIX,
-                  f"fanin:{rid}:{step}"]))
+                  f"fanin:{rid}:{step}", self.e.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
+                                                              status=status, reason=reason or None)]))
         if left < 0:
             return False
         if seq:
