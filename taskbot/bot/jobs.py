@@ -28,6 +28,10 @@ def process_inbound(iid: str) -> None:
     engine().inbox.process(iid)
 
 
+def notify_owner(rid: str, kind: str) -> None:
+    engine().runs.notify_owner(rid, kind)
+
+
 def deliver_webhook(url: str, body: str) -> None:
     """POST one event, signed; an error raises so RQ retries it with backoff."""
     import hashlib

@@ -31,7 +31,8 @@ from .subtasks import Subtasks
 log = logging.getLogger("taskbot.engine")
 
 #: Lease kinds and the job that re-drives each; the member is ``kind:arg1:arg2...``.
-LEASE_JOBS = {"step": "advance", "open": "open_batch", "chase": "chase", "fanin": "fan_in", "in": "process_inbound"}
+LEASE_JOBS = {"step": "advance", "open": "open_batch", "chase": "chase", "fanin": "fan_in", "in": "process_inbound",
+              "notify": "notify_owner"}
 
 
 @functools.lru_cache(maxsize=512)

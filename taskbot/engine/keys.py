@@ -14,6 +14,7 @@ Layout (all under ``taskbot:``)::
     run:{rid}:subs            list   sub-task ids in fan-out order
     run:{rid}:open:{step}     int    sub-tasks of that state not yet final; DECR to 0 = fan-in
     run:{rid}:deliverables    list   deliverable ids
+    run:{rid}:notified        set    owner notifications sent, as kind:channel (each once)
     deliverable:{did}         hash
     sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor`, `check_seq`
     sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
@@ -69,6 +70,10 @@ def run_subs(rid: str) -> str:
 
 def run_open(rid: str, step: int) -> str:
     return f"{PREFIX}run:{rid}:open:{step}"
+
+
+def run_notified(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:notified"
 
 
 def run_deliverables(rid: str) -> str:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from . import keys
 from .errors import Conflict, InvalidInput, NotFound
 from .filters import parse_filter
-from .model import FINAL_RUN, CompileState, ConversationState, RunStatus, TaskDefinition, TaskState
+from .model import FINAL_RUN, CompileState, Contact, ConversationState, RunStatus, TaskDefinition, TaskState
+from .ports import Address, DeliveryFailed, Outbound
 from .report import markdown_report
 from .store import dumps
 
@@ -285,9 +286,45 @@ class Runs:
             self.e.notify(p, run["owner"], kind, run, END_TEXT[kind].format(**{**run, **update}))
             self.e.events.emit(p, f"run.{status.value}", run_id=rid, task_id=run["task_id"], status=status.value,
                                error_message=extra.get("error_message"))
+            self.e.lease(p, f"notify:{rid}:{kind}")
             return True
 
-        return bool(self.e.r.transaction(end, keys.run(rid), value_from_callable=True))
+        ended = bool(self.e.r.transaction(end, keys.run(rid), value_from_callable=True))
+        if ended:
+            self.e.jobs.enqueue("notify_owner", rid, kind)
+        return ended
+
+    def notify_owner(self, rid: str, kind: str) -> None:
+        """Tell the owner on each chat channel they are linked on (in-app was done with the change).
+
+        Each (notification, channel) pair is sent at most once: it is claimed in a set first, and
+        the claim is given back only when the send fails in a way worth retrying.
+        """
+        member = f"notify:{rid}:{kind}"
+        run = self.e.store.run_fields(rid)
+        owner = run["owner"]
+        contact = self.e.store.find_contacts([owner]).get(owner) or Contact(
+            id=owner, email=owner if "@" in owner else None)
+        text = END_TEXT[kind].format(**run)
+        if kind in ("task_completed", "task_awaiting_review") and run.get("result_summary"):
+            text += f" {run['result_summary']}"
+        for name in ("slack", "telegram", "email"):
+            channel = self.e.channels.get(name)
+            address = channel.resolve(contact) if channel else None
+            if channel is None or not address:
+                continue
+            if not self.e.r.sadd(keys.run_notified(rid), f"{kind}:{name}"):
+                continue
+            out = Outbound(Address(name, address), text, key=f"{rid}:{kind}", kind="notification",
+                           subject=f"taskbot: {text}")
+            try:
+                channel.send(out)
+            except DeliveryFailed as exc:
+                if not exc.permanent:
+                    self.e.r.srem(keys.run_notified(rid), f"{kind}:{name}")
+                    raise
+                log.warning("notifying %s on %s failed: %s", owner, name, exc.reason)
+        self.e.release(member)
 
     def finish(self, rid: str) -> None:
         review = self.e.definition_of(self.e.store.run_fields(rid)).review
