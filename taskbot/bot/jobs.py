@@ -16,8 +16,8 @@ def open_batch(rid: str, start: str | int, end: str | int) -> None:
     engine().subtasks.open_batch(rid, int(start), int(end))
 
 
-def chase(sid: str, seq: str | int | None = None) -> None:
-    engine().subtasks.chase(sid, int(seq) if seq is not None else None)
+def chase_due() -> None:
+    engine().subtasks.chase_due()
 
 
 def fan_in(rid: str, step: str | int) -> None:

@@ -31,7 +31,7 @@ from .subtasks import Subtasks
 log = logging.getLogger("taskbot.engine")
 
 #: Lease kinds and the job that re-drives each; the member is ``kind:arg1:arg2...``.
-LEASE_JOBS = {"step": "advance", "open": "open_batch", "chase": "chase", "fanin": "fan_in", "in": "process_inbound",
+LEASE_JOBS = {"step": "advance", "open": "open_batch", "fanin": "fan_in", "in": "process_inbound",
               "notify": "notify_owner"}
 
 
@@ -186,6 +186,8 @@ class Engine:
         the job is enqueued, so a busy queue does not get the same item over and over.
         """
         now = self.now()
+        if self.r.zrangebyscore(keys.TIMERS, "-inf", now - self.lease_seconds, start=0, num=1):
+            self.jobs.enqueue("chase_due")  # checks whose wake-up job was lost with a worker
         members = [m.decode() for m in self.r.zrangebyscore(keys.LEASES, "-inf", now, start=0, num=limit)]
         if not members:
             return 0

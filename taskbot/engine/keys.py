@@ -16,7 +16,7 @@ Layout (all under ``taskbot:``)::
     run:{rid}:deliverables    list   deliverable ids
     run:{rid}:notified        set    owner notifications sent, as kind:channel (each once)
     deliverable:{did}         hash
-    sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor`, `check_seq`
+    sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor` (field being asked), `token`
     sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
     sub:{sid}:sent            set    idempotency keys of outbound messages already delivered
     token:{token}             string a sub-task's reply token (web chat link, email plus-address) -> sub-task id
@@ -26,6 +26,8 @@ Layout (all under ``taskbot:``)::
     inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
+    timers                    zset   sub-task id -> when its next chase check is due
+    wake:{bucket}             string a chase_due job is scheduled with rq-scheduler for this instant
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
     schedules:due             zset   schedule id by next run time
@@ -43,6 +45,7 @@ CONTACTS = PREFIX + "contacts"
 CONTACTS_BY_EMAIL = PREFIX + "contacts:email"
 RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
+TIMERS = PREFIX + "timers"
 SCHEDULES = PREFIX + "schedules"
 SCHEDULES_DUE = PREFIX + "schedules:due"
 EVENTS = PREFIX + "events"
@@ -121,6 +124,10 @@ def inbound(iid: str) -> str:
 
 def seen(channel: str, provider_id: str) -> str:
     return f"{PREFIX}seen:{channel}:{provider_id}"
+
+
+def wake(bucket: str) -> str:
+    return f"{PREFIX}wake:{bucket}"
 
 
 def notifications(owner: str) -> str:

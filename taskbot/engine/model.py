@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .durations import parse_duration
 from .filters import FilterError, parse_filter
@@ -177,6 +177,7 @@ class TaskDefinition(Strict):
     owner: str | None = None
     template: TemplateSpec | None = None
     workflow: list[WorkflowState] | None = None
+    _states: list[ConversationState | TaskState | CompileState] | None = PrivateAttr(default=None)
 
     @field_validator("id")
     @classmethod
@@ -201,13 +202,21 @@ class TaskDefinition(Strict):
         return self
 
     def states(self) -> list[ConversationState | TaskState | CompileState]:
-        """The workflow the run walks through; a template is shorthand for [task, compile]."""
-        if self.workflow is not None:
-            return list(self.workflow)
-        if self.template is not None:
-            task = TaskState(type="task", **self.template.model_dump(exclude_unset=True))
-            return [task, CompileState(type="compile")]
-        return [CompileState(type="compile", instructions=self.description)]
+        """The workflow the run walks through; a template is shorthand for [task, compile].
+
+        Computed once per definition object: a template listing ten thousand participants
+        must not be copied again for every sub-task opened or chased.
+        """
+        if self._states is None:
+            if self.workflow is not None:
+                self._states = list(self.workflow)
+            elif self.template is not None:
+                task = TaskState.model_construct(type="task", name=None, **{
+                    name: getattr(self.template, name) for name in TemplateSpec.model_fields})
+                self._states = [task, CompileState(type="compile")]
+            else:
+                self._states = [CompileState(type="compile", instructions=self.description)]
+        return self._states
 
 
 class Contact(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from . import keys
@@ -175,11 +176,13 @@ class Runs:
                 sid = f"{rid}-{base + i}"
                 sids.append(sid)
                 contact = contacts.get(pid)
+                token = secrets.token_urlsafe(16)
                 p.hset(keys.sub(sid), mapping={
                     "id": sid, "run_id": rid, "step": step, "kind": kind, "participant_id": pid,
                     "name": contact.name if contact else pid, "status": "pending", "chases_sent": 0,
-                    "cursor": 0, "data": "{}", "created_at": now, "check_seq": 0,
+                    "cursor": 0, "data": "{}", "created_at": now, "token": token,
                 })
+                p.set(keys.token(token), sid)
             p.rpush(keys.run_subs(rid), *sids)
             p.set(keys.run_open(rid, step), len(sids))
             p.hset(keys.run(rid), "fanout_step", step)

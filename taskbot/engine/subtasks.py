@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return -1 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completed_at', ARGV[2], 'reason', ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[5])
+redis.call('ZREM', KEYS[5], ARGV[6])
 local channel = redis.call('HGET', KEYS[1], 'channel')
 local address = redis.call('HGET', KEYS[1], 'address')
 if channel and address then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
@@ -40,6 +40,16 @@ if left == 0 then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[9]) end
 return left
 """
+
+TAKE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], sid) end
+return due
+"""
+
+#: Chase checks are woken in buckets of this many seconds (rounded up, never early).
+WAKE_SECONDS = 0.25
+CHASE_BATCH = 50
 
 CLAIM = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
@@ -57,6 +67,7 @@ class Subtasks:
         self.e = engine
         self._finish = engine.r.register_script(FINISH)
         self._claim = engine.r.register_script(CLAIM)
+        self._take = engine.r.register_script(TAKE)
 
     # -- sending, at most once per key ------------------------------------------
     def claim(self, sid: str, key: str) -> int:
@@ -119,13 +130,7 @@ class Subtasks:
         if isinstance(selected, str):
             self.finish(sid, "failed", selected)
             return
-        token = sub.get("token") or secrets.token_urlsafe(16)
-        if "token" not in sub:
-            with self.e.r.pipeline() as p:
-                p.hsetnx(keys.sub(sid), "token", token)
-                p.hget(keys.sub(sid), "token")
-                token = p.execute()[1].decode()
-            self.e.r.set(keys.token(token), sid)
+        token = sub["token"]
         step = int(sub["step"])
         state = self.e.state_of(run, step)
         text = opening(state.instructions, list(state.fields))
@@ -162,25 +167,52 @@ class Subtasks:
         return state.chase if isinstance(state, TaskState) else ChaseSpec()
 
     # -- chasing ------------------------------------------------------------------
-    def schedule_check(self, sid: str, when: float) -> None:
-        """Schedule the next chase check; its lease lets the sweeper stand in if it is lost."""
-        with self.e.r.pipeline() as p:
-            p.hincrby(keys.sub(sid), "check_seq", 1)
-            self.e.lease(p, f"chase:{sid}", when + self.e.lease_seconds)
-            seq = p.execute()[0]
-        self.e.jobs.enqueue_at(self.e.at(when), "chase", sid, str(seq), job_id=f"chase-{sid}-{seq}")
+    def schedule_check(self, sid: str, when: float, pipe: Any = None) -> None:
+        """Set the sub-task's next chase check (in ``taskbot:timers``) and make sure it wakes up.
 
-    def chase(self, sid: str, seq: int | None = None) -> None:
-        """Run a chase check: remind, time out, or wait longer (SPEC §4)."""
+        The timer set is the truth; rq-scheduler only wakes the engine up: one ``chase_due``
+        job per quarter second that has checks due, however many sub-tasks fall in it, so a
+        thousand reminders due together cost a handful of scheduled jobs, not a thousand.
+        """
+        bucket = math.ceil(when / WAKE_SECONDS) * WAKE_SECONDS
+        p = pipe if pipe is not None else self.e.r.pipeline(transaction=False)
+        p.zadd(keys.TIMERS, {sid: when})
+        if pipe is None:
+            p.execute()
+        self.wake_at(bucket)
+
+    def wake_at(self, bucket: float) -> None:
+        ttl = max(3600, int(bucket - self.e.now()) + 3600)
+        if self.e.r.set(keys.wake(f"{bucket:.2f}"), 1, nx=True, ex=ttl):
+            self.e.jobs.enqueue_at(self.e.at(bucket), "chase_due", job_id=f"chase-due-{round(bucket * 100)}")
+
+    def chase_due(self) -> int:
+        """Run the chase checks that are due, up to a batch; returns how many were taken.
+
+        Taking a check pushes its timer a lease ahead instead of removing it, so a worker
+        killed mid-batch leaves the checks to be taken again (the sweeper wakes them). A full
+        batch queues another ``chase_due`` first, so several workers share a burst.
+        """
+        now = self.e.now()
+        sids = [s.decode() for s in self._take(keys=[keys.TIMERS], args=[now, CHASE_BATCH, now + self.e.lease_seconds])]
+        if len(sids) == CHASE_BATCH:
+            self.e.jobs.enqueue("chase_due")
+        for sid in sids:
+            try:
+                self.chase(sid)
+            except Exception:
+                log.exception("chase check of %s failed; it is retried after its lease", sid)
+        return len(sids)
+
+    def chase(self, sid: str) -> None:
+        """Run one chase check: remind, time out, or wait longer (SPEC §4)."""
         try:
             sub = self.e.store.sub_fields(sid)
         except NotFound:
-            self.e.release(f"chase:{sid}")
+            self.e.r.zrem(keys.TIMERS, sid)
             return
-        if seq is not None and seq != int(sub.get("check_seq", 0)):
-            return  # superseded by a newer check, which holds the lease
         if sub["status"] != "running":
-            self.e.release(f"chase:{sid}")
+            self.e.r.zrem(keys.TIMERS, sid)
             return
         run = self.e.store.run_fields(sub["run_id"])
         spec = self.chase_spec(run, int(sub["step"]))
@@ -197,7 +229,7 @@ class Subtasks:
     def _remind(self, sid: str, sub: dict[str, str], n: int, spec: ChaseSpec) -> None:
         key = f"chase:{n}"
         if self.claim(sid, key) != 1:
-            return  # sent already, or being sent by another worker that schedules the next check
+            return  # sent already, or being sent by another worker that sets the next check
         out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
                        thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"))
         try:
@@ -215,10 +247,11 @@ class Subtasks:
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
             self.mark_sent(p, sid, key)
+            p.zadd(keys.TIMERS, {sid: now + spec.interval})
             self.e.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.e.r.transaction(mark, keys.sub(sid))
-        self.schedule_check(sid, now + spec.interval)
+        self.wake_at(math.ceil((now + spec.interval) / WAKE_SECONDS) * WAKE_SECONDS)
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:
@@ -227,20 +260,18 @@ class Subtasks:
         Returns:
             True when this call changed the status (False: it was final already).
         """
-        sub = self.e.r.hmget(keys.sub(sid), ["run_id", "step", "check_seq"])
+        sub = self.e.r.hmget(keys.sub(sid), ["run_id", "step"])
         if sub[0] is None:
             raise NotFound("sub-task", sid)
-        rid, step, seq = sub[0].decode(), int(sub[1]), int(sub[2] or 0)
+        rid, step = sub[0].decode(), int(sub[1])
         now = self.e.now()
         left = int(self._finish(
-            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS],
-            args=[status, now, reason, now + self.e.lease_seconds, f"chase:{sid}", sid, keys.ACTIVE_PREFIX,
+            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS],
+            args=[status, now, reason, now + self.e.lease_seconds, "", sid, keys.ACTIVE_PREFIX,
                   f"fanin:{rid}:{step}", self.e.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
                                                               status=status, reason=reason or None)]))
         if left < 0:
             return False
-        if seq:
-            self.e.jobs.cancel(f"chase-{sid}-{seq}")
         if left == 0:
             self.e.runs.fan_in(rid, step)
         return True

@@ -116,7 +116,7 @@ def test_cancel_closes_open_subtasks_and_drops_chases(engine, drain, taskbot_cli
     view = engine.run_view(rid)
     assert view["status"] == "cancelled"
     assert {s["status"] for s in view["subtasks"]} == {"cancelled"}
-    assert engine.r.zcard("rq:scheduler:scheduled_jobs") == 0
+    assert engine.r.zcard("taskbot:timers") == 0  # no chase check is left
     again = taskbot_cli("cancel", rid)
     assert again.returncode == 1
     assert "already cancelled" in again.stderr

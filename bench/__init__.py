@@ -1,0 +1,1 @@
+"""Benchmarks: what a fan-out to thousands costs, side by side with raw RQ on the same Redis."""
