@@ -83,7 +83,8 @@ def answers(n: int, n_workers: int) -> dict[str, Any]:
         wait(lambda: engine.store.run_fields(rid)["status"] == "completed")
         fan_in_s = float(engine.store.run_fields(rid)["completed_at"]) - t_last_reply
         wait(lambda: queue_idle(r) and r.zcard("taskbot:leases") == 0)
-        memory = int(r.info("memory")["used_memory"]) - memory0
+        # the bench's own record of sends is not taskbot's cost
+        memory = int(r.info("memory")["used_memory"]) - memory0 - int(r.memory_usage("bench:sent") or 0)
         calls = commands(r) - commands0
         rss = peak_rss_mb(procs)
     total = 3 * n

@@ -105,13 +105,14 @@ class Engine:
         """rq-scheduler wants naive UTC datetimes."""
         return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
 
-    def definition_of(self, run: Mapping[str, str]) -> TaskDefinition:
-        return _snapshot(self.r, run["id"])
+    def definition_of(self, run: Mapping[str, str] | str) -> TaskDefinition:
+        """The definition a run follows, given the run's fields or its id."""
+        return _snapshot(self.r, run if isinstance(run, str) else run["id"])
 
-    def state_of(self, run: Mapping[str, str], step: int) -> Any:
+    def state_of(self, run: Mapping[str, str] | str, step: int) -> Any:
         return self.definition_of(run).states()[step]
 
-    def fields_of(self, run: Mapping[str, str], step: int) -> list[Any]:
+    def fields_of(self, run: Mapping[str, str] | str, step: int) -> list[Any]:
         state = self.state_of(run, step)
         assert isinstance(state, ConversationState | TaskState)
         return list(state.fields)

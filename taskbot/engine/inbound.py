@@ -104,6 +104,7 @@ class Inbox:
         return latest[0].decode() if latest else None
 
     def process(self, iid: str) -> None:
+        """Route, apply, reply, complete: each stage recorded, so a re-run resumes after the last one."""
         member = f"in:{iid}"
         msg = decode_hash(self.e.r.hgetall(keys.inbound(iid)))
         if not msg:
@@ -113,10 +114,12 @@ class Inbox:
         if sid is None:
             self._direct(iid, msg)
         else:
+            sub: dict[str, str] | None = None
             if msg["state"] == "stored":
-                self._apply(iid, sid, msg)
-                msg = decode_hash(self.e.r.hgetall(keys.inbound(iid)))
-            self._reply(iid, sid, msg)
+                sub = self._apply(iid, sid, msg)
+                msg = decode_hash(self.e.r.hgetall(keys.inbound(iid))) if sub is None else msg
+            if msg["state"] == "applied":
+                self._reply(iid, sid, msg, sub)
             if msg.get("done") == "1":
                 self.e.subtasks.finish(sid, "completed")
         with self.e.r.pipeline() as p:
@@ -124,25 +127,28 @@ class Inbox:
             p.zrem(keys.LEASES, member)
             p.execute()
 
-    def _apply(self, iid: str, sid: str, msg: dict[str, str]) -> None:
-        """Record the participant's message and the turn it causes, in one transaction."""
+    def _apply(self, iid: str, sid: str, msg: dict[str, str]) -> dict[str, str] | None:
+        """Record the participant's message and the turn it causes, in one transaction.
+
+        Updates ``msg`` in place to the applied state and returns the sub-task as read, or
+        returns None when another run of this job applied it first.
+        """
         text = msg["text"]
         cut = len(text) > MAX_TEXT
         text = text[:MAX_TEXT]
         at = float(msg["at"])
 
-        def apply(p: Any) -> None:
+        def apply(p: Any) -> dict[str, str] | None:
             sub = decode_hash(p.hgetall(keys.sub(sid)))
             if p.hget(keys.inbound(iid), "state") != b"stored":
-                return
+                return None
             now = self.e.now()
-            update: dict[str, Any] = {"state": "applied", "sid": sid, "done": "0"}
-            entries = [message("user", text, at, id=iid)]
+            update: dict[str, str] = {"state": "applied", "sid": sid, "done": "0"}
+            entries = [message("user", text, at)]
             if cut:
                 entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
             if sub["status"] == "running":
-                run = self.e.store.run_fields(sub["run_id"])
-                fields = self.e.fields_of(run, int(sub["step"]))
+                fields = self.e.fields_of(sub["run_id"], int(sub["step"]))
                 turn = scripted_turn(fields, int(sub["cursor"]), text)
                 data = json.loads(sub["data"])
                 data.update(turn.record)
@@ -150,7 +156,7 @@ class Inbox:
                 reply = turn.reply
                 update["done"] = "1" if turn.done else "0"
             else:
-                entries[0] = message("user", text, at, id=iid, late=True)
+                entries[0] = message("user", text, at, late=True)
                 sub_update = {}
                 reply = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
             entries.append(message("assistant", reply, now, kind="reply"))
@@ -161,28 +167,31 @@ class Inbox:
                 p.hset(keys.sub(sid), mapping=sub_update)
                 p.zadd(keys.active(sub["channel"], sub["address"]), {sid: now}, xx=True)
             p.hset(keys.inbound(iid), mapping=update)
+            msg.update(update)
+            return sub
 
-        self.e.r.transaction(apply, keys.sub(sid), keys.inbound(iid))
+        result: dict[str, str] | None = self.e.r.transaction(apply, keys.sub(sid), keys.inbound(iid),
+                                                             value_from_callable=True)
+        return result
 
-    def _reply(self, iid: str, sid: str, msg: dict[str, str]) -> None:
-        if msg.get("state") != "applied" or not msg.get("reply"):
-            return
+    def _reply(self, iid: str, sid: str, msg: dict[str, str], sub: dict[str, str] | None) -> None:
+        """Send the turn's reply once; the inbound moves to ``replied`` with the sent mark."""
         key = f"reply:{iid}"
-        if self.e.subtasks.claim(sid, key) != 1:
-            return
-        sub = self.e.store.sub_fields(sid)
-        address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
-        out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
-                       subtask_id=sid, reply_token=sub.get("token"))
-        try:
-            self.e.subtasks.send(out)
-        except DeliveryFailed as exc:
-            self.e.r.delete(keys.claim(sid, key))
-            if not exc.permanent:
-                raise
-            log.warning("reply to %s could not be delivered: %s", sid, exc.reason)
+        if self.e.subtasks.claim(sid, key) == 1:
+            sub = sub or self.e.store.sub_fields(sid)
+            address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
+            out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
+                           subtask_id=sid, reply_token=sub.get("token"))
+            try:
+                self.e.subtasks.send(out)
+            except DeliveryFailed as exc:
+                self.e.r.delete(keys.claim(sid, key))
+                if not exc.permanent:
+                    raise
+                log.warning("reply to %s could not be delivered: %s", sid, exc.reason)
         with self.e.r.pipeline() as p:
             self.e.subtasks.mark_sent(p, sid, key)
+            p.hset(keys.inbound(iid), "state", "replied")
             p.execute()
 
     def _direct(self, iid: str, msg: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ Layout (all under ``taskbot:``)::
     deliverable:{did}         hash
     sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor` (field being asked), `token`
     sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
-    sub:{sid}:sent            set    idempotency keys of outbound messages already delivered
+    sub:{sid}:sent            set    keys of outbound messages already delivered (dropped when it ends)
     token:{token}             string a sub-task's reply token (web chat link, email plus-address) -> sub-task id
     claim:{sid}:{key}         string short-lived claim on sending one outbound message (at most one sender)
     thread:{channel}:{ref}    string provider thread/message ref -> sub-task id

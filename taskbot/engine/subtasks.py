@@ -30,8 +30,10 @@ log = logging.getLogger("taskbot.subtasks")
 FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return -1 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completed_at', ARGV[2], 'reason', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completed_at', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
 redis.call('ZREM', KEYS[5], ARGV[6])
+redis.call('DEL', KEYS[6])
 local channel = redis.call('HGET', KEYS[1], 'channel')
 local address = redis.call('HGET', KEYS[1], 'address')
 if channel and address then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
@@ -59,7 +61,8 @@ return -1
 
 
 def message(role: str, text: str, at: float, **extra: Any) -> str:
-    return dumps({"role": role, "text": text, "at": at, **extra})
+    """One conversation entry as stored (milliseconds are all a reader needs of ``at``)."""
+    return dumps({"role": role, "text": text, "at": round(at, 3), **extra})
 
 
 class Subtasks:
@@ -266,7 +269,7 @@ class Subtasks:
         rid, step = sub[0].decode(), int(sub[1])
         now = self.e.now()
         left = int(self._finish(
-            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS],
+            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS, keys.sub_sent(sid)],
             args=[status, now, reason, now + self.e.lease_seconds, "", sid, keys.ACTIVE_PREFIX,
                   f"fanin:{rid}:{step}", self.e.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
                                                               status=status, reason=reason or None)]))
