@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     #: How often the scheduler moves due reminders to the queue and sweeps leases (seconds).
     scheduler_interval: float = Field(0.5, alias="TASKBOT_SCHEDULER_INTERVAL")
     batch_size: int = Field(100, alias="TASKBOT_FANOUT_BATCH")
+    #: Slack: the channel is on when the bot token is set (SPEC §9).
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="TASKBOT_SLACK_API_URL")
 
     @property
     def base_url(self) -> str:

@@ -18,8 +18,19 @@ def _web(settings: Any) -> Channel:
     return WebChannel()
 
 
+def _slack(settings: Any) -> Channel | None:
+    secret = getattr(settings, "slack_bot_token", None)
+    token = secret.get_secret_value() if secret else ""
+    if not token:
+        return None
+    from .slack import SlackChannel
+
+    return SlackChannel.from_settings(token, settings.slack_api_url, settings.redis_url)
+
+
 REGISTRY: dict[str, Callable[[Any], Channel | None]] = {
     "web": _web,
+    "slack": _slack,
 }
 
 
