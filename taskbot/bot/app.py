@@ -24,6 +24,7 @@ from taskbot.engine.views import message_view
 
 from . import pages
 from .settings import Settings
+from .slack import mount_slack
 
 DASHBOARD_COOKIE = "taskbot_dashboard"
 MAX_FORM_BYTES = 256 * 1024
@@ -394,6 +395,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
+    mount_slack(app, engine, settings)
     app.add_exception_handler(InvalidInput, on_invalid_input)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)

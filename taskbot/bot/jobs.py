@@ -32,6 +32,20 @@ def notify_owner(rid: str, kind: str) -> None:
     engine().runs.notify_owner(rid, kind)
 
 
+def slack_command(payload: str) -> None:
+    """A Slack `/task` (its JSON fields): run it and answer on its response_url."""
+    from .slack import run_command
+
+    run_command(engine(), payload)
+
+
+def slack_task_saved(payload: str) -> None:
+    """After the Slack "new task" form saved a task: name its Slack people, confirm to its author."""
+    from .slack import after_new_task
+
+    after_new_task(engine(), payload)
+
+
 def deliver_webhook(url: str, body: str) -> None:
     """POST one event, signed; an error raises so RQ retries it with backoff."""
     import hashlib
