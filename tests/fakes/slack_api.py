@@ -1,0 +1,244 @@
+"""Slack's side of the wire, for tests: a fake Web API on 127.0.0.1, and a sender of signed requests.
+
+``FakeSlack`` answers the Web API methods taskbot uses with Slack's JSON shapes, records every
+call (and every POST to a ``response_url``), and can be told to fail the next call of a method
+(an error, or a 429 with ``Retry-After``). ``SlackSender`` posts to the app what Slack would:
+events, slash commands and modal submissions, signed with the signing secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+BOT_USER = "U_BOT"
+BOT_ID = "B_BOT"
+TEAM = "T_TEST"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    at: float
+    status: int = 200
+
+
+@dataclass
+class Scripted:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+
+
+@dataclass
+class FakeSlack:
+    token: str = "xoxb-test-token"
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _script: dict[str, list[Scripted]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _server: ThreadingHTTPServer | None = None
+
+    # -- set-up ----------------------------------------------------------------------------
+    def start(self) -> FakeSlack:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                fake._handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                fake._handle(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def base(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """What TASKBOT_SLACK_API_URL points at (slack_sdk's ``base_url``)."""
+        return f"{self.base}/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"{self.base}/response/{name}"
+
+    def add_user(self, uid: str, email: str | None = None, name: str | None = None) -> None:
+        real = name or uid
+        self.users[uid] = {"id": uid, "team_id": TEAM, "name": real.lower().replace(" ", "."), "real_name": real,
+                           "deleted": False, "is_bot": False,
+                           "profile": {"real_name": real, "display_name": real, **({"email": email} if email else {})}}
+
+    def fail_next(self, method: str, *, error: str | None = None, status: int = 200,
+                  retry_after: int | None = None, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` fail: ``error`` (ok: false) or HTTP ``status``."""
+        self._script.setdefault(method, []).extend([Scripted(status, error, retry_after)] * times)
+
+    # -- what was received ----------------------------------------------------------------------
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The chat.postMessage calls that went through, optionally to one channel."""
+        return [c.args for c in self.calls_to("chat.postMessage")
+                if c.status == 200 and "ts" in c.args and (channel is None or c.args["channel"] == channel)]
+
+    def replies(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.responses.get(name, []))
+
+    # -- the server ----------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length).decode() if length else ""
+        if url.path.startswith("/response/"):
+            with self._lock:
+                self.responses.setdefault(url.path.rsplit("/", 1)[-1], []).append(json.loads(raw))
+            return self._send(request, 200, "ok", content_type="text/plain")
+        method = url.path.removeprefix("/api/")
+        args: dict[str, Any] = dict(parse_qsl(url.query))
+        if "json" in (request.headers.get("Content-Type") or ""):
+            args.update(json.loads(raw or "{}"))
+        elif raw:
+            args.update(parse_qsl(raw))
+        call = Call(method, args, time.time())
+        with self._lock:
+            self.calls.append(call)
+            scripted = self._script.get(method, [])
+            step = scripted.pop(0) if scripted else None
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._send(request, 200, {"ok": False, "error": "invalid_auth"})
+        if step is not None:
+            call.status = step.status
+            headers = {"Retry-After": str(step.retry_after)} if step.retry_after is not None else {}
+            body = {"ok": False, "error": step.error or ("ratelimited" if step.status == 429 else "internal_error")}
+            return self._send(request, step.status, body, headers=headers)
+        self._send(request, 200, self._answer(method, args))
+
+    def _answer(self, method: str, a: dict[str, Any]) -> dict[str, Any]:
+        ok: dict[str, Any] = {"ok": True}
+        if method == "auth.test":
+            return {**ok, "url": "https://test.slack.com/", "team": "Test", "user": "taskbot", "team_id": TEAM,
+                    "user_id": BOT_USER, "bot_id": BOT_ID}
+        if method == "conversations.open":
+            uid = str(a.get("users", "")).split(",")[0]
+            if uid not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            return {**ok, "channel": {"id": f"D{uid}"}}
+        if method == "chat.postMessage":
+            channel = str(a.get("channel", ""))
+            channel = f"D{channel}" if channel in self.users else channel
+            if channel[1:] not in self.users:
+                return {"ok": False, "error": "channel_not_found"}
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            a["ts"], a["channel"] = ts, channel
+            message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": a.get("text"), "ts": ts}
+            return {**ok, "channel": channel, "ts": ts, "message": message}
+        if method == "users.lookupByEmail":
+            found = [u for u in self.users.values() if u["profile"].get("email") == a.get("email")]
+            return {**ok, "user": found[0]} if found else {"ok": False, "error": "users_not_found"}
+        if method == "users.info":
+            user = self.users.get(str(a.get("user")))
+            return {**ok, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "views.open":
+            view = json.loads(a["view"]) if isinstance(a.get("view"), str) else a.get("view")
+            return {**ok, "view": {**(view or {}), "id": "V_TEST", "state": {"values": {}}}}
+        return {"ok": False, "error": "unknown_method"}
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, body: Any, *, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            request.send_header(k, v)
+        request.end_headers()
+        request.wfile.write(data)
+
+
+def signature(secret: str, timestamp: str, body: str) -> str:
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return f"v0={digest}"
+
+
+class SlackSender:
+    """Posts to ``{base}/slack/events`` what Slack would, signed unless told otherwise."""
+
+    def __init__(self, base: str, secret: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=30)
+        self.secret = secret
+        self._ids = itertools.count(1)
+        self._ts = itertools.count(1)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None, sign: bool = True,
+             timestamp: float | None = None, secret: str | None = None) -> httpx.Response:
+        """POST ``body``; ``sign=False`` sends no signature headers, ``secret``/``timestamp`` sign it wrongly."""
+        sent = {"Content-Type": content_type, **(headers or {})}
+        if sign:
+            ts = str(int(timestamp if timestamp is not None else time.time()))
+            sent |= {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature(secret or self.secret, ts, body)}
+        return self.client.post("/slack/events", content=body.encode(), headers=sent)
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None,
+              **options: Any) -> httpx.Response:
+        envelope = {"token": "legacy", "team_id": TEAM, "api_app_id": "A_TEST", "type": "event_callback",
+                    "event": event, "event_id": event_id or f"Ev{next(self._ids):06d}", "event_time": int(time.time()),
+                    "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]}
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        return self.post(json.dumps(envelope), "application/json", headers=headers, **options)
+
+    def dm(self, user: str, text: str, *, thread_ts: str | None = None, event_id: str | None = None,
+           retry: int | None = None, ts: str | None = None, **options: Any) -> httpx.Response:
+        """``user`` writes ``text`` in their DM with the bot (in the thread ``thread_ts`` when given)."""
+        event = {"type": "message", "channel": f"D{user}", "channel_type": "im", "user": user, "text": text,
+                 "ts": ts or f"{1800000000 + next(self._ts)}.000200"}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return self.event(event, event_id=event_id, retry=retry, **options)
+
+    def command(self, user: str, text: str, *, response_url: str, trigger_id: str = "trigger-1",
+                **options: Any) -> httpx.Response:
+        form = {"token": "legacy", "team_id": TEAM, "channel_id": f"D{user}", "user_id": user, "user_name": user,
+                "command": "/task", "text": text, "api_app_id": "A_TEST", "response_url": response_url,
+                "trigger_id": trigger_id}
+        return self.post(urlencode(form), "application/x-www-form-urlencoded", **options)
+
+    def submit(self, user: str, callback_id: str, values: dict[str, dict[str, Any]], **options: Any) -> httpx.Response:
+        """A ``view_submission`` of a modal whose inputs (block id -> element state) are ``values``."""
+        payload = {"type": "view_submission", "team": {"id": TEAM}, "user": {"id": user, "team_id": TEAM},
+                   "api_app_id": "A_TEST", "trigger_id": "trigger-2",
+                   "view": {"id": "V_TEST", "type": "modal", "callback_id": callback_id, "private_metadata": "",
+                            "state": {"values": {b: {"value": v} for b, v in values.items()}}}}
+        return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **options)
