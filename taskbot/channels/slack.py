@@ -27,6 +27,7 @@ log = logging.getLogger("taskbot.slack")
 PERMANENT = frozenset({"user_not_found", "channel_not_found", "cannot_dm_bot", "account_inactive",
                        "user_disabled", "is_archived", "msg_too_long", "no_text"})
 NOT_FOUND = frozenset({"users_not_found", "user_not_found", "account_inactive"})
+MAX_WAIT = 10
 LOOKUP_TTL = 24 * 3600
 NOT_FOUND_TTL = 3600
 #: Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
@@ -60,8 +61,18 @@ def failure(exc: SlackApiError) -> DeliveryFailed:
     return DeliveryFailed(f"Slack refused: {error}", permanent=error in PERMANENT)
 
 
+class ShortRateLimitRetry(RateLimitErrorRetryHandler):
+    """Wait out a short ``Retry-After`` in place; a long one fails the call, and the job is retried later."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        wait = next((v[0] for k, v in response.headers.items() if k.lower() == "retry-after"), "1")
+        return int(wait) <= MAX_WAIT
+
+
 class SlackChannel:
-    """Implements the engine's ``Channel`` on the Slack Web API (slack_sdk retries 429s after Retry-After)."""
+    """Implements the engine's ``Channel`` on the Slack Web API (slack_sdk waits out short 429s)."""
 
     name = "slack"
 
@@ -71,7 +82,7 @@ class SlackChannel:
 
     @classmethod
     def from_settings(cls, token: str, api_url: str, redis_url: str) -> SlackChannel:
-        handlers = [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2)]
+        handlers = [ConnectionErrorRetryHandler(max_retry_count=2), ShortRateLimitRetry(max_retry_count=2)]
         client = WebClient(token=token, base_url=api_url, timeout=15, retry_handlers=handlers)
         return cls(client, redis.Redis.from_url(redis_url))
 
@@ -147,7 +158,8 @@ class SlackChannel:
         """A person's DM (Events API envelope) as an ``Inbound``; None for anything else."""
         event = body.get("event") or {}
         if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
-                or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")):
+                or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
+                or not (event.get("text") or "").strip()):
             return None
         thread = event.get("thread_ts")
         reply_to = f"{event['channel']}:{thread}" if thread and thread != event.get("ts") else None
