@@ -131,6 +131,8 @@ def mount_slack(app: FastAPI, engine: Engine, settings: Settings) -> None:
     app_token = secret(settings.slack_app_token)
     if bolt is not None and app_token:
         socket_mode(app, bolt, app_token)
+    elif bolt is not None and not signing_secret:
+        log.warning("SLACK_SIGNING_SECRET is not set (nor SLACK_APP_TOKEN): Slack cannot reach taskbot")
 
 
 def socket_mode(app: FastAPI, bolt: App, app_token: str) -> None:

@@ -69,7 +69,7 @@ def new_task_modal() -> dict[str, Any]:
             _input("dataset", "Dataset", _plain("team"), optional=True),
             _input("filter", "Filter", _plain("role = 'engineer' and active = true"), optional=True),
             _input("questions", "Questions", _plain("shipped: What did you ship this week?", multiline=True),
-                   hint="One per line: `key: prompt`, or just the prompt. End a line with (optional) to make it so."),
+                   hint="One per line: key: prompt, or just the prompt. End a line with (optional) to make it so."),
             _input("chase_interval", "Chase after", _plain("24h", initial="24h"),
                    hint="Silence before a reminder: 30s, 15m, 24h, 2d"),
             _input("max_chases", "Reminders at most", {"type": "number_input", "is_decimal_allowed": False,
