@@ -8,10 +8,12 @@ events, slash commands and modal submissions, signed with the signing secret.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ class Scripted:
 @dataclass
 class FakeSlack:
     token: str = "xoxb-test-token"
+    app_token: str = "xapp-test-token"
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -51,6 +54,9 @@ class FakeSlack:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
+    _socket: Any = None
+    _outbox: queue.Queue[str] = field(default_factory=queue.Queue)
+    acks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> FakeSlack:
@@ -74,6 +80,45 @@ class FakeSlack:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._socket is not None:
+            self._socket.shutdown()
+
+    # -- Socket Mode: apps.connections.open hands out this WebSocket ---------------------------------
+    def start_socket_mode(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.server import serve
+
+        def session(ws: Any) -> None:
+            ws.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A_TEST"}}))
+            try:
+                while True:
+                    with contextlib.suppress(queue.Empty):
+                        ws.send(self._outbox.get_nowait())
+                    with contextlib.suppress(TimeoutError):
+                        ack = json.loads(ws.recv(timeout=0.02))
+                        with self._lock:
+                            self.acks[ack["envelope_id"]] = ack
+            except ConnectionClosed:
+                return
+
+        self._socket = serve(session, "127.0.0.1", 0, compression=None)
+        threading.Thread(target=self._socket.serve_forever, name="fake-slack-socket", daemon=True).start()
+
+    def push(self, kind: str, payload: dict[str, Any]) -> str:
+        """Send an envelope (``events_api``, ``slash_commands``, ``interactive``) down the socket; its id."""
+        envelope_id = f"env-{next(self._ts)}"
+        self._outbox.put(json.dumps({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                     "accepts_response_payload": kind != "events_api", "retry_attempt": 0}))
+        return envelope_id
+
+    def ack_of(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if envelope_id in self.acks:
+                    return self.acks[envelope_id]
+            time.sleep(0.02)
+        raise AssertionError(f"no ack for {envelope_id}")
 
     @property
     def base(self) -> str:
@@ -133,7 +178,8 @@ class FakeSlack:
             self.calls.append(call)
             scripted = self._script.get(method, [])
             step = scripted.pop(0) if scripted else None
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        token = self.app_token if method == "apps.connections.open" else self.token
+        if request.headers.get("Authorization") != f"Bearer {token}":
             return self._send(request, 200, {"ok": False, "error": "invalid_auth"})
         if step is not None:
             call.status = step.status
@@ -147,6 +193,10 @@ class FakeSlack:
         if method == "auth.test":
             return {**ok, "url": "https://test.slack.com/", "team": "Test", "user": "taskbot", "team_id": TEAM,
                     "user_id": BOT_USER, "bot_id": BOT_ID}
+        if method == "apps.connections.open":
+            if self._socket is None:
+                return {"ok": False, "error": "not_allowed_token_type"}
+            return {**ok, "url": f"ws://127.0.0.1:{self._socket.socket.getsockname()[1]}/link/?ticket=t"}
         if method == "conversations.open":
             uid = str(a.get("users", "")).split(",")[0]
             if uid not in self.users:
@@ -190,6 +240,24 @@ def signature(secret: str, timestamp: str, body: str) -> str:
     return f"v0={digest}"
 
 
+def envelope(event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """An Events API body, as Slack POSTs it (or sends it as a Socket Mode envelope's payload)."""
+    return {"token": "legacy", "team_id": TEAM, "api_app_id": "A_TEST", "type": "event_callback", "event": event,
+            "event_id": event_id, "event_time": int(time.time()),
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]}
+
+
+def dm_event(user: str, text: str, *, ts: str, thread_ts: str | None = None) -> dict[str, Any]:
+    event = {"type": "message", "channel": f"D{user}", "channel_type": "im", "user": user, "text": text, "ts": ts}
+    return {**event, "thread_ts": thread_ts} if thread_ts else event
+
+
+def command_form(user: str, text: str, response_url: str, trigger_id: str = "trigger-1") -> dict[str, str]:
+    return {"token": "legacy", "team_id": TEAM, "channel_id": f"D{user}", "user_id": user, "user_name": user,
+            "command": "/task", "text": text, "api_app_id": "A_TEST", "response_url": response_url,
+            "trigger_id": trigger_id}
+
+
 class SlackSender:
     """Posts to ``{base}/slack/events`` what Slack would, signed unless told otherwise."""
 
@@ -213,26 +281,19 @@ class SlackSender:
 
     def event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None,
               **options: Any) -> httpx.Response:
-        envelope = {"token": "legacy", "team_id": TEAM, "api_app_id": "A_TEST", "type": "event_callback",
-                    "event": event, "event_id": event_id or f"Ev{next(self._ids):06d}", "event_time": int(time.time()),
-                    "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]}
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
-        return self.post(json.dumps(envelope), "application/json", headers=headers, **options)
+        body = envelope(event, event_id or f"Ev{next(self._ids):06d}")
+        return self.post(json.dumps(body), "application/json", headers=headers, **options)
 
     def dm(self, user: str, text: str, *, thread_ts: str | None = None, event_id: str | None = None,
            retry: int | None = None, ts: str | None = None, **options: Any) -> httpx.Response:
         """``user`` writes ``text`` in their DM with the bot (in the thread ``thread_ts`` when given)."""
-        event = {"type": "message", "channel": f"D{user}", "channel_type": "im", "user": user, "text": text,
-                 "ts": ts or f"{1800000000 + next(self._ts)}.000200"}
-        if thread_ts:
-            event["thread_ts"] = thread_ts
+        event = dm_event(user, text, thread_ts=thread_ts, ts=ts or f"{1800000000 + next(self._ts)}.000200")
         return self.event(event, event_id=event_id, retry=retry, **options)
 
     def command(self, user: str, text: str, *, response_url: str, trigger_id: str = "trigger-1",
                 **options: Any) -> httpx.Response:
-        form = {"token": "legacy", "team_id": TEAM, "channel_id": f"D{user}", "user_id": user, "user_name": user,
-                "command": "/task", "text": text, "api_app_id": "A_TEST", "response_url": response_url,
-                "trigger_id": trigger_id}
+        form = command_form(user, text, response_url, trigger_id)
         return self.post(urlencode(form), "application/x-www-form-urlencoded", **options)
 
     def submit(self, user: str, callback_id: str, values: dict[str, dict[str, Any]], **options: Any) -> httpx.Response:

@@ -16,7 +16,7 @@ from taskbot.bot.app import create_app
 from taskbot.bot.commands import USAGE
 from taskbot.bot.settings import Settings
 from taskbot.bot.slack_views import NEW_TASK
-from tests.fakes.slack_api import BOT_ID, BOT_USER, FakeSlack, SlackSender
+from tests.fakes.slack_api import BOT_ID, BOT_USER, FakeSlack, SlackSender, command_form, dm_event, envelope
 
 SECRET = "test-signing-secret"
 WEEKLY = """
@@ -246,6 +246,8 @@ def test_an_event_delivered_three_times_is_recorded_once_and_answered_once(engin
         answer = slack.dm("U_ALICE", "The parser", thread_ts=opening["ts"], event_id="Ev-SAME", retry=retry,
                           ts="1800000000.424242")
         assert answer.status_code == 200
+        assert engine.r.exists("taskbot:seen:slack:Ev-SAME")  # stored before Slack got its 200
+    assert len(engine.r.keys("taskbot:inbound:*")) == 1
     drain()
     alice = subtasks(engine, rid)["alice@example.com"]
     assert [m["text"] for m in alice["conversation"] if m["role"] == "user"] == ["The parser"]
@@ -283,6 +285,21 @@ def test_a_rate_limited_send_is_retried_after_retry_after(engine, slack, fake_sl
     assert second.at - first.at >= 1.0
     assert "What did you ship this week?" in second.args["text"]
     assert subtasks(engine, rid)["alice@example.com"]["status"] == "running"
+
+
+def test_a_long_retry_after_does_not_hold_the_worker_and_the_opening_goes_out_later(engine, slack, fake_slack,
+                                                                                     drain, wait_for):
+    engine.import_contacts(TEAM)
+    engine.apply_definition(WEEKLY.replace("alice@example.com, bob@example.com, carol@example.com",
+                                           "alice@example.com"))
+    fake_slack.fail_next("chat.postMessage", status=429, retry_after=30)
+    started = time.monotonic()
+    rid = start_run(engine, slack, fake_slack, drain)
+    assert time.monotonic() - started < 10
+    assert [c.status for c in fake_slack.calls_to("chat.postMessage")] == [429]
+    assert subtasks(engine, rid)["alice@example.com"]["status"] == "pending"
+    wait_for(lambda: subtasks(engine, rid)["alice@example.com"]["status"] == "running", timeout=30, between=drain)
+    assert [c.status for c in fake_slack.calls_to("chat.postMessage")] == [429, 200]
 
 
 def test_people_slack_cannot_reach_fail_or_fall_back_and_lookups_are_cached(engine, slack, fake_slack, drain):
@@ -340,3 +357,30 @@ def test_slack_is_off_without_a_bot_token(r, env, monkeypatch):
         answer = httpx.post(f"{base}/slack/events", content=b"{}", headers={"Content-Type": "application/json"})
     assert answer.status_code == 404
     assert "SLACK_BOT_TOKEN" in answer.json()["detail"]
+
+
+def test_url_verification_is_answered_when_signed(slack):
+    body = '{"token": "legacy", "challenge": "c-123", "type": "url_verification"}'
+    assert slack.post(body, "application/json").json() == {"challenge": "c-123"}
+    assert slack.post(body, "application/json", sign=False).status_code == 401
+
+
+def test_socket_mode_receives_dms_and_commands_without_public_http(engine, fake_slack, drain, monkeypatch):
+    fake_slack.start_socket_mode()
+    monkeypatch.setenv("SLACK_APP_TOKEN", fake_slack.app_token)
+    engine.import_contacts(TEAM)
+    engine.apply_definition(WEEKLY.replace("alice@example.com, bob@example.com, carol@example.com",
+                                           "alice@example.com"))
+    rid = engine.runs.trigger("weekly-status")
+    drain()
+    [opening] = fake_slack.posts("DU_ALICE")
+    with served(create_app(engine, Settings())):  # the lifespan connects the socket
+        answer = fake_slack.push("events_api", envelope(dm_event("U_ALICE", "The parser", ts="1800000009.000001",
+                                                                 thread_ts=opening["ts"]), "Ev-SOCKET"))
+        assert fake_slack.ack_of(answer) == {"envelope_id": answer}
+        assert engine.r.exists("taskbot:seen:slack:Ev-SOCKET")  # stored before the ack went back
+        wrong = fake_slack.push("slash_commands", command_form("U_LEAD", "frobnicate", fake_slack.response_url("s")))
+        assert USAGE in fake_slack.ack_of(wrong)["payload"]["text"]
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "The parser"}
+    assert [c.method for c in fake_slack.calls_to("apps.connections.open")] == ["apps.connections.open"]
