@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 from rq import SimpleWorker
-from rq_scheduler import Scheduler
 
 from taskbot.bot.redis_server import RedisServer
 from taskbot.bot.settings import Settings
-from taskbot.bot.workers import retries_scheduler, scheduler_pass
+from taskbot.bot.workers import TaskbotScheduler
 from taskbot.engine.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,12 +65,11 @@ def drain(engine: Engine) -> Callable[..., None]:
     from taskbot.bot.bootstrap import engine as process_engine
 
     worker_engine = process_engine()  # what jobs in this process use: same Redis, same settings
-    scheduler = Scheduler(queue=worker_engine.jobs.queue, connection=worker_engine.r)  # type: ignore[attr-defined]
-    retries = retries_scheduler(worker_engine)
+    scheduler = TaskbotScheduler(worker_engine)
 
     def run(rounds: int = 20) -> None:
         for _ in range(rounds):
-            scheduler_pass(worker_engine, scheduler, retries)
+            scheduler.one_pass()
             if not len(worker_engine.jobs.queue):  # type: ignore[attr-defined]
                 return
             SimpleWorker([worker_engine.jobs.queue], connection=worker_engine.r).work(  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ def open_batch(rid: str, start: str | int, end: str | int) -> None:
     engine().subtasks.open_batch(rid, int(start), int(end))
 
 
-def chase_due() -> None:
-    engine().subtasks.chase_due()
+def chase_batch(*sids: str) -> None:
+    engine().subtasks.chase_batch(sids)
 
 
 def fan_in(rid: str, step: str | int) -> None:

@@ -1,10 +1,18 @@
 """Worker and scheduler processes: an RQ worker, and the loop that makes due work runnable.
 
-Each ``interval`` the scheduler loop: runs rq-scheduler's pass (reminders that are due move to
-the queue), moves jobs whose retry delay has passed back to the queue (RQ's own registry), starts
-runs of cron schedules that are due, queues webhook deliveries, and sweeps expired leases (work
-whose worker died is queued again).
-Several processes may run it; rq-scheduler's lock lets one pass run at a time.
+The scheduler is rq-scheduler's ``Scheduler`` (its lock lets one pass run at a time however
+many workers host the loop; its own pass moves jobs scheduled with it) extended with the
+engine's due work. Each ``interval`` a pass:
+
+- hands chase checks that are due (``taskbot:timers``) to workers, fifty per job;
+- moves jobs whose retry delay has passed back to the queue (RQ's scheduled registry);
+- starts runs of cron schedules that are due;
+- queues webhook deliveries;
+- re-drives work whose lease expired (its worker died).
+
+Reminders are not one rq-scheduler job each: its timestamps have one-second resolution and a
+thousand due reminders would be a thousand jobs. The timer set is read with sub-second
+precision and costs one command per pass.
 """
 
 from __future__ import annotations
@@ -25,40 +33,41 @@ from .settings import Settings
 log = logging.getLogger("taskbot.worker")
 
 
-def retries_scheduler(engine: Engine) -> RQScheduler:
-    """RQ's own scheduler, used only to move jobs waiting for a retry back to the queue."""
-    assert isinstance(engine.jobs, RQJobs)
-    retries = RQScheduler([engine.jobs.queue], connection=engine.r)
-    retries.prepare_registries([engine.jobs.queue.name])
-    return retries
+class TaskbotScheduler(Scheduler):  # type: ignore[misc]
+    """rq-scheduler, whose pass also does the engine's due work."""
 
+    def __init__(self, engine: Engine, interval: float = 0.5) -> None:
+        assert isinstance(engine.jobs, RQJobs)
+        super().__init__(queue=engine.jobs.queue, connection=engine.r, interval=interval)
+        self.engine = engine
+        self.retries = RQScheduler([engine.jobs.queue], connection=engine.r)
+        self.retries.prepare_registries([engine.jobs.queue.name])
 
-def scheduler_pass(engine: Engine, scheduler: Scheduler, retries: RQScheduler | None = None) -> int:
-    """One pass: move due reminders to the queue and re-drive expired leases.
+    def enqueue_jobs(self) -> list[object]:
+        super().enqueue_jobs()
+        self.engine.subtasks.take_due()
+        self.retries.enqueue_scheduled_jobs()
+        self.engine.schedules.fire_due()
+        self.engine.events.flush()
+        self.engine.sweep()
+        return []
 
-    Returns:
-        How many expired leases were re-driven (rq-scheduler does not count what it moves).
-    """
-    if not scheduler.acquire_lock():
-        return 0
-    try:
-        scheduler.enqueue_jobs()
-        if retries is not None:
-            retries.enqueue_scheduled_jobs()
-        engine.schedules.fire_due()
-        engine.events.flush()
-        return engine.sweep()
-    finally:
-        scheduler.remove_lock()
+    def one_pass(self) -> bool:
+        """Run a pass if no other process is in one; True when it ran."""
+        if not self.acquire_lock():
+            return False
+        try:
+            self.enqueue_jobs()
+            return True
+        finally:
+            self.remove_lock()
 
 
 def scheduler_loop(engine: Engine, interval: float, stop: threading.Event) -> None:
-    assert isinstance(engine.jobs, RQJobs)
-    scheduler = Scheduler(queue=engine.jobs.queue, connection=engine.r, interval=interval)
-    retries = retries_scheduler(engine)
+    scheduler = TaskbotScheduler(engine, interval)
     while not stop.is_set():
         try:
-            scheduler_pass(engine, scheduler, retries)
+            scheduler.one_pass()
         except Exception:
             log.exception("scheduler pass failed; trying again")
         stop.wait(interval)

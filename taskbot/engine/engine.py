@@ -187,8 +187,6 @@ class Engine:
         the job is enqueued, so a busy queue does not get the same item over and over.
         """
         now = self.now()
-        if self.r.zrangebyscore(keys.TIMERS, "-inf", now - self.lease_seconds, start=0, num=1):
-            self.jobs.enqueue("chase_due")  # checks whose wake-up job was lost with a worker
         members = [m.decode() for m in self.r.zrangebyscore(keys.LEASES, "-inf", now, start=0, num=limit)]
         if not members:
             return 0

@@ -26,8 +26,7 @@ Layout (all under ``taskbot:``)::
     inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
-    timers                    zset   sub-task id -> when its next chase check is due
-    wake:{bucket}             string a chase_due job is scheduled with rq-scheduler for this instant
+    timers                    zset   sub-task id -> when its next chase check is due (or its lease ends)
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
     schedules:due             zset   schedule id by next run time
@@ -124,10 +123,6 @@ def inbound(iid: str) -> str:
 
 def seen(channel: str, provider_id: str) -> str:
     return f"{PREFIX}seen:{channel}:{provider_id}"
-
-
-def wake(bucket: str) -> str:
-    return f"{PREFIX}wake:{bucket}"
 
 
 def notifications(owner: str) -> str:

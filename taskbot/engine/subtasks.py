@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +48,7 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], sid) end
 return due
 """
 
-#: Chase checks are woken in buckets of this many seconds (rounded up, never early).
-WAKE_SECONDS = 0.25
+#: Chase checks handed to one job: a burst of due reminders costs a job per fifty, not one each.
 CHASE_BATCH = 50
 
 CLAIM = """
@@ -171,41 +169,30 @@ class Subtasks:
 
     # -- chasing ------------------------------------------------------------------
     def schedule_check(self, sid: str, when: float, pipe: Any = None) -> None:
-        """Set the sub-task's next chase check (in ``taskbot:timers``) and make sure it wakes up.
+        """Set the sub-task's next chase check; the scheduler pass hands it to a worker when due."""
+        if pipe is not None:
+            pipe.zadd(keys.TIMERS, {sid: when})
+        else:
+            self.e.r.zadd(keys.TIMERS, {sid: when})
 
-        The timer set is the truth; rq-scheduler only wakes the engine up: one ``chase_due``
-        job per quarter second that has checks due, however many sub-tasks fall in it, so a
-        thousand reminders due together cost a handful of scheduled jobs, not a thousand.
-        """
-        bucket = math.ceil(when / WAKE_SECONDS) * WAKE_SECONDS
-        p = pipe if pipe is not None else self.e.r.pipeline(transaction=False)
-        p.zadd(keys.TIMERS, {sid: when})
-        if pipe is None:
-            p.execute()
-        self.wake_at(bucket)
+    def take_due(self, limit: int = 5000) -> int:
+        """Hand the chase checks that are due to workers, ``CHASE_BATCH`` per job (scheduler pass).
 
-    def wake_at(self, bucket: float) -> None:
-        ttl = max(3600, int(bucket - self.e.now()) + 3600)
-        if self.e.r.set(keys.wake(f"{bucket:.2f}"), 1, nx=True, ex=ttl):
-            self.e.jobs.enqueue_at(self.e.at(bucket), "chase_due", job_id=f"chase-due-{round(bucket * 100)}")
-
-    def chase_due(self) -> int:
-        """Run the chase checks that are due, up to a batch; returns how many were taken.
-
-        Taking a check pushes its timer a lease ahead instead of removing it, so a worker
-        killed mid-batch leaves the checks to be taken again (the sweeper wakes them). A full
-        batch queues another ``chase_due`` first, so several workers share a burst.
+        Taking a check pushes its timer a lease ahead instead of removing it: if the worker
+        that got it dies, the check comes due again and is handed out again.
         """
         now = self.e.now()
-        sids = [s.decode() for s in self._take(keys=[keys.TIMERS], args=[now, CHASE_BATCH, now + self.e.lease_seconds])]
-        if len(sids) == CHASE_BATCH:
-            self.e.jobs.enqueue("chase_due")
+        sids = [s.decode() for s in self._take(keys=[keys.TIMERS], args=[now, limit, now + self.e.lease_seconds])]
+        self.e.jobs.enqueue_many([("chase_batch", tuple(sids[i:i + CHASE_BATCH]))
+                                  for i in range(0, len(sids), CHASE_BATCH)])
+        return len(sids)
+
+    def chase_batch(self, sids: Sequence[str]) -> None:
         for sid in sids:
             try:
                 self.chase(sid)
             except Exception:
-                log.exception("chase check of %s failed; it is retried after its lease", sid)
-        return len(sids)
+                log.exception("chase check of %s failed; it comes due again after its lease", sid)
 
     def chase(self, sid: str) -> None:
         """Run one chase check: remind, time out, or wait longer (SPEC §4)."""
@@ -250,11 +237,10 @@ class Subtasks:
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
             self.mark_sent(p, sid, key)
-            p.zadd(keys.TIMERS, {sid: now + spec.interval})
+            self.schedule_check(sid, now + spec.interval, p)
             self.e.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.e.r.transaction(mark, keys.sub(sid))
-        self.wake_at(math.ceil((now + spec.interval) / WAKE_SECONDS) * WAKE_SECONDS)
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:

@@ -58,14 +58,13 @@ def test_every_event_is_posted_signed_and_a_failed_delivery_is_retried(monkeypat
     bootstrap.engine.cache_clear()
     engine = bootstrap.engine()
     from rq import SimpleWorker
-    from rq_scheduler import Scheduler
 
-    from taskbot.bot.workers import retries_scheduler, scheduler_pass
+    from taskbot.bot.workers import TaskbotScheduler
 
-    scheduler, retries = Scheduler(queue=engine.jobs.queue, connection=engine.r), retries_scheduler(engine)
+    scheduler = TaskbotScheduler(engine)
 
     def drain():
-        scheduler_pass(engine, scheduler, retries)
+        scheduler.one_pass()
         SimpleWorker([engine.jobs.queue], connection=engine.r).work(burst=True, logging_level="CRITICAL")
 
     people(engine, "ann@example.com", "ben@example.com")
