@@ -42,7 +42,7 @@ def main() -> None:
     else:
         fan = [(n, w) for n in (100, 1_000, 10_000) for w in (1, 2, 4)]
         ans = [(100, 2), (1_000, 2), (10_000, 2)]
-        chase = [(100, 2), (1_000, 2)]
+        chase = [(100, 2), (1_000, 2), (10_000, 2)]
     started = time.time()
     results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
     results["fanout"] = [scenarios.fanout(n, w) for n, w in fan]
