@@ -159,9 +159,9 @@ def socket_mode(app: FastAPI, bolt: App, app_token: str) -> None:
 def actor_for(engine: Engine, channel: SlackChannel | None, user_id: str, admins: set[str]) -> Actor:
     """Everything the Slack user is known as: their id, their contact's id and email, Slack's email for them."""
     ids = {user_id}
-    for contact in engine.store.list_contacts():
-        if contact.slack_user_id == user_id:
-            ids |= {contact.id, *([contact.email] if contact.email else [])}
+    contact = engine.store.contact_by("slack_user_id", user_id)
+    if contact is not None:
+        ids |= {contact.id, *([contact.email] if contact.email else [])}
     email = ((channel.user_info(user_id) if channel is not None else {}).get("profile") or {}).get("email")
     if email:
         ids.add(str(email).lower())

@@ -56,7 +56,9 @@ def failure(exc: SlackApiError) -> DeliveryFailed:
     status = exc.response.status_code
     if status == 429:
         wait = exc.response.headers.get("Retry-After", "?")
-        return DeliveryFailed(f"Slack rate limit (still limited after retrying; Retry-After {wait}s)", permanent=False)
+        seconds = float(wait) if str(wait).replace(".", "", 1).isdigit() else None
+        return DeliveryFailed(f"Slack rate limit (still limited after retrying; Retry-After {wait}s)", permanent=False,
+                              retry_after=seconds)
     error = str(exc.response.get("error") or f"HTTP {status}")
     return DeliveryFailed(f"Slack refused: {error}", permanent=error in PERMANENT)
 

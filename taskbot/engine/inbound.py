@@ -113,6 +113,9 @@ class Inbox:
         sid = msg.get("sid") or self.route(msg)
         if sid is None:
             self._direct(iid, msg)
+        elif not self._from_participant(sid, msg):
+            log.warning("message %s on %s for sub-task %s is not from its participant; not recorded",
+                        iid, msg["channel"], sid)
         else:
             sub: dict[str, str] | None = None
             if msg["state"] == "stored":
@@ -127,6 +130,16 @@ class Inbox:
             p.zrem(keys.LEASES, member)
             p.execute()
 
+    def _from_participant(self, sid: str, msg: dict[str, str]) -> bool:
+        """A message routed by thread or token must come from the sub-task's own address.
+
+        A forwarded email or a leaked link must not let someone else answer for a participant.
+        """
+        channel, address = self.e.r.hmget(keys.sub(sid), ["channel", "address"])
+        if channel is None or address is None or channel.decode() != msg["channel"]:
+            return True  # not opened yet, or answered on another channel: nothing to compare
+        return bool(address.decode().lower() == msg["sender"].lower())
+
     def _apply(self, iid: str, sid: str, msg: dict[str, str]) -> dict[str, str] | None:
         """Record the participant's message and the turn it causes, in one transaction.
 
@@ -137,6 +150,9 @@ class Inbox:
         cut = len(text) > MAX_TEXT
         text = text[:MAX_TEXT]
         at = float(msg["at"])
+        meta = json.loads(msg.get("meta") or "{}")
+        extra = {k: meta[k] for k in ("attachments",) if meta.get(k)}
+        auto = bool(meta.get("auto_reply"))
 
         def apply(p: Any) -> dict[str, str] | None:
             sub = decode_hash(p.hgetall(keys.sub(sid)))
@@ -144,9 +160,16 @@ class Inbox:
                 return None
             now = self.e.now()
             update: dict[str, str] = {"state": "applied", "sid": sid, "done": "0"}
-            entries = [message("user", text, at)]
+            entries = [message("user", text, at, **extra)]
             if cut:
                 entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
+            if auto:
+                # An out-of-office or other automatic reply is kept, but it is no answer.
+                p.multi()
+                p.rpush(keys.sub_conv(sid), message("user", text, at, auto_reply=True, **extra))
+                p.hset(keys.inbound(iid), mapping={"state": "replied", "sid": sid, "done": "0"})
+                msg.update(state="replied", sid=sid, done="0")
+                return sub
             if sub["status"] == "running":
                 fields = self.e.fields_of(sub["run_id"], int(sub["step"]))
                 turn = scripted_turn(fields, int(sub["cursor"]), text)
@@ -156,7 +179,7 @@ class Inbox:
                 reply = turn.reply
                 update["done"] = "1" if turn.done else "0"
             else:
-                entries[0] = message("user", text, at, late=True)
+                entries[0] = message("user", text, at, late=True, **extra)
                 sub_update = {}
                 reply = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
             entries.append(message("assistant", reply, now, kind="reply"))

@@ -6,6 +6,9 @@ Layout (all under ``taskbot:``)::
     assistants                hash   assistant id -> JSON
     contacts                  hash   contact id -> JSON
     contacts:email            hash   lower-case email -> contact id
+    contacts:slack            hash   Slack user id -> contact id
+    contacts:telegram         hash   Telegram chat id -> contact id
+    slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
     dataset:{name}            string rows JSON
     runs                      zset   run id by created_at (newest first listing)
     runs:task:{task}          zset   the same, per task definition
@@ -42,6 +45,9 @@ DEFS = PREFIX + "defs"
 ASSISTANTS = PREFIX + "assistants"
 CONTACTS = PREFIX + "contacts"
 CONTACTS_BY_EMAIL = PREFIX + "contacts:email"
+#: Contact fields with an index, by the index key: inbound messages name people by these.
+CONTACT_INDEXES = {"email": CONTACTS_BY_EMAIL, "slack_user_id": PREFIX + "contacts:slack",
+                   "telegram_chat_id": PREFIX + "contacts:telegram"}
 RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
 TIMERS = PREFIX + "timers"

@@ -46,12 +46,14 @@ class Delivery:
 
 
 class DeliveryFailed(Exception):  # noqa: N818 - it reads as a fact about the delivery
-    """A send that did not go through. ``permanent`` ones fail the sub-task; others are retried."""
+    """A send that did not go through. ``permanent`` ones fail the sub-task; others are retried,
+    not before ``retry_after`` seconds when the provider said how long to wait (Slack, Telegram 429)."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Inbound:
     ``provider_id`` is the provider's own id for this delivery (Slack event_id, Telegram
     update_id, email Message-ID); the engine processes each one once. ``reply_to`` is the
     provider ref the message answers (thread ts, replied-to message id, web chat token).
+    ``meta`` may carry ``auto_reply: True`` (kept, never taken as an answer) and
+    ``attachments``: a list of ``{name, path, size, content_type}`` the adapter saved.
     """
 
     channel: str

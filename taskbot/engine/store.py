@@ -62,9 +62,17 @@ class Store:
         with self.r.pipeline() as p:
             for c in contacts:
                 p.hset(keys.CONTACTS, c.id, c.model_dump_json(exclude_none=True))
-                if c.email:
-                    p.hset(keys.CONTACTS_BY_EMAIL, c.email, c.id)
+                for field, index in keys.CONTACT_INDEXES.items():
+                    value = getattr(c, field)
+                    if value:
+                        p.hset(index, str(value).lower() if field == "email" else str(value), c.id)
             p.execute()
+
+    def contact_by(self, field: str, value: str) -> Contact | None:
+        """The contact whose ``email``, ``slack_user_id`` or ``telegram_chat_id`` is ``value``."""
+        cid = self.r.hget(keys.CONTACT_INDEXES[field], value.lower() if field == "email" else value)
+        raw = self.r.hget(keys.CONTACTS, cid) if cid is not None else None
+        return Contact.model_validate_json(raw) if raw is not None else None
 
     def list_contacts(self) -> list[Contact]:
         raw = self.r.hgetall(keys.CONTACTS)

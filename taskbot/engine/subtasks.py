@@ -102,7 +102,7 @@ class Subtasks:
             return
         contacts = self.e.store.find_contacts([s["participant_id"] for s in subs])
         assistant = self.e.assistant_of(run)
-        retry = False
+        retry_at: float | None = None
         for sub in subs:
             contact = contacts.get(sub["participant_id"]) or self._stranger(sub["participant_id"])
             try:
@@ -112,13 +112,15 @@ class Subtasks:
                     self.finish(sub["id"], "failed", exc.reason)
                 else:
                     log.warning("opening %s deferred: %s", sub["id"], exc.reason)
-                    retry = True
+                    later = self.e.now() + (exc.retry_after or self.e.lease_seconds)
+                    retry_at = max(retry_at or 0.0, later)
             except Exception:
                 log.exception("opening %s failed; it will be retried", sub["id"])
-                retry = True
-        if not retry:
+                retry_at = max(retry_at or 0.0, self.e.now() + self.e.lease_seconds)
+        if retry_at is None:
             self.e.release(member)
-        # otherwise the lease stays and the sweeper runs this batch again; opened ones are skipped
+        else:  # the sweeper runs this batch again then; the ones opened by now are skipped
+            self.e.r.zadd(keys.LEASES, {member: retry_at})
 
     @staticmethod
     def _stranger(pid: str) -> Contact:
@@ -229,7 +231,10 @@ class Subtasks:
             if exc.permanent:
                 self.finish(sid, "failed", exc.reason)
                 return
-            raise
+            # the check comes due again when the provider allows it (else after its lease)
+            self.schedule_check(sid, self.e.now() + (exc.retry_after or self.e.lease_seconds))
+            log.warning("reminder to %s deferred: %s", sid, exc.reason)
+            return
         now = self.e.now()
 
         def mark(p: Any) -> None:

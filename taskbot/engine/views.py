@@ -21,7 +21,7 @@ def iso(ts: str | float | None) -> str | None:
 
 def message_view(m: dict[str, Any]) -> dict[str, Any]:
     out = {"role": m["role"], "text": m["text"], "at": iso(m["at"])}
-    for extra in ("kind", "late"):
+    for extra in ("kind", "late", "auto_reply", "attachments"):
         if extra in m:
             out[extra] = m[extra]
     return out
