@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import keys
 from .errors import NotFound
-from .ports import Address, DeliveryFailed, Inbound, Outbound
+from .ports import Address, Delivery, DeliveryFailed, Inbound, Outbound
 from .scripted import scripted_turn
 from .store import decode_hash, dumps
 from .subtasks import message
@@ -206,14 +206,18 @@ class Inbox:
             out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
                            subtask_id=sid, reply_token=sub.get("token"))
             try:
-                self.e.subtasks.send(out)
+                delivery = self.e.subtasks.send(out)
             except DeliveryFailed as exc:
                 self.e.r.delete(keys.claim(sid, key))
                 if not exc.permanent:
                     raise
                 log.warning("reply to %s could not be delivered: %s", sid, exc.reason)
+                delivery = Delivery()
+        else:
+            delivery = Delivery()
         with self.e.r.pipeline() as p:
             self.e.subtasks.mark_sent(p, sid, key)
+            self.e.subtasks.remember_ref(p, msg["channel"], delivery.ref, sid)
             p.hset(keys.inbound(iid), "state", "replied")
             p.execute()
 

@@ -24,7 +24,7 @@ Layout (all under ``taskbot:``)::
     sub:{sid}:sent            set    keys of outbound messages already delivered (dropped when it ends)
     token:{token}             string a sub-task's reply token (web chat link, email plus-address) -> sub-task id
     claim:{sid}:{key}         string short-lived claim on sending one outbound message (at most one sender)
-    thread:{channel}:{ref}    string provider thread/message ref -> sub-task id
+    thread:{channel}:{ref}    string ref of a message the bot sent (thread ts, message id) -> sub-task id
     active:{channel}:{addr}   zset   a participant's open sub-tasks on a channel by last activity
     inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)

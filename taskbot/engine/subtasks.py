@@ -48,6 +48,9 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], sid) end
 return due
 """
 
+#: How long a reply to one of the bot's messages still finds its sub-task (late answers included).
+REF_TTL = 90 * 86400
+
 #: Chase checks handed to one job: a burst of due reminders costs a job per fifty, not one each.
 CHASE_BATCH = 50
 
@@ -79,6 +82,11 @@ class Subtasks:
     def mark_sent(self, pipe: Any, sid: str, key: str) -> None:
         pipe.sadd(keys.sub_sent(sid), key)
         pipe.delete(keys.claim(sid, key))
+
+    def remember_ref(self, pipe: Any, channel: str, ref: str | None, sid: str) -> None:
+        """Let a reply to this very message (Telegram reply_to, email In-Reply-To) find the sub-task."""
+        if ref:
+            pipe.set(keys.thread(channel, ref), sid, ex=REF_TTL)
 
     def send(self, out: Outbound) -> Delivery:
         channel = self.e.channels.get(out.address.channel)
@@ -153,7 +161,7 @@ class Subtasks:
                                       "opened_at": now, "last_activity_at": now}
             if delivery.ref:
                 fields["thread"] = delivery.ref
-                p.set(keys.thread(selected.channel, delivery.ref), sid)
+                self.remember_ref(p, selected.channel, delivery.ref, sid)
             p.hset(keys.sub(sid), mapping=fields)
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening"))
             p.zadd(keys.active(selected.channel, selected.id), {sid: now})
@@ -225,7 +233,7 @@ class Subtasks:
         out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
                        thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"))
         try:
-            self.send(out)
+            delivery = self.send(out)
         except DeliveryFailed as exc:
             self.e.r.delete(keys.claim(sid, key))
             if exc.permanent:
@@ -242,6 +250,7 @@ class Subtasks:
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
             self.mark_sent(p, sid, key)
+            self.remember_ref(p, sub["channel"], delivery.ref, sid)
             self.schedule_check(sid, now + spec.interval, p)
             self.e.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
