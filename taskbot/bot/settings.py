@@ -29,6 +29,22 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="TASKBOT_SLACK_API_URL")
+    #: Email: on when the SMTP host and the From address are set; replies are read over IMAP (SPEC §9).
+    smtp_host: str | None = Field(None, alias="TASKBOT_SMTP_HOST")
+    smtp_port: int | None = Field(None, alias="TASKBOT_SMTP_PORT")  # default: 465 with TLS, 587 STARTTLS, 25
+    smtp_user: str | None = Field(None, alias="TASKBOT_SMTP_USER")
+    smtp_password: SecretStr | None = Field(None, alias="TASKBOT_SMTP_PASSWORD")
+    smtp_starttls: bool | None = Field(None, alias="TASKBOT_SMTP_STARTTLS")  # unset: when the server offers it
+    smtp_tls: bool = Field(False, alias="TASKBOT_SMTP_TLS")  # implicit TLS (port 465)
+    email_from: str | None = Field(None, alias="TASKBOT_EMAIL_FROM")
+    imap_host: str | None = Field(None, alias="TASKBOT_IMAP_HOST")
+    imap_port: int | None = Field(None, alias="TASKBOT_IMAP_PORT")  # default: 993 with SSL, else 143
+    imap_user: str | None = Field(None, alias="TASKBOT_IMAP_USER")  # default: the SMTP user
+    imap_password: SecretStr | None = Field(None, alias="TASKBOT_IMAP_PASSWORD")  # default: the SMTP password
+    imap_ssl: bool = Field(True, alias="TASKBOT_IMAP_SSL")
+    imap_poll: float = Field(30.0, alias="TASKBOT_IMAP_POLL")
+    #: Files taskbot keeps (email attachments, under attachments/).
+    data_dir: str = Field(".taskbot", alias="TASKBOT_DATA_DIR")
 
     @property
     def base_url(self) -> str:

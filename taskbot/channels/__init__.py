@@ -28,9 +28,18 @@ def _slack(settings: Any) -> Channel | None:
     return SlackChannel.from_settings(token, settings.slack_api_url, settings.redis_url)
 
 
+def _email(settings: Any) -> Channel | None:
+    if not getattr(settings, "smtp_host", None) or not getattr(settings, "email_from", None):
+        return None
+    from .email import EmailChannel
+
+    return EmailChannel.from_settings(settings)
+
+
 REGISTRY: dict[str, Callable[[Any], Channel | None]] = {
     "web": _web,
     "slack": _slack,
+    "email": _email,
 }
 
 

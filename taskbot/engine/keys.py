@@ -9,6 +9,9 @@ Layout (all under ``taskbot:``)::
     contacts:slack            hash   Slack user id -> contact id
     contacts:telegram         hash   Telegram chat id -> contact id
     slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
+    email:subject:{msgid}     string subject of an opening email, by its Message-ID (chases say Re: to it; TTL)
+    email:poll:due            string exists until the next IMAP poll may be queued (TASKBOT_IMAP_POLL)
+    email:poll:lock           string held by the one IMAP poll running (TTL, renewed per batch)
     dataset:{name}            string rows JSON
     runs                      zset   run id by created_at (newest first listing)
     runs:task:{task}          zset   the same, per task definition

@@ -1,0 +1,218 @@
+"""The email channel: task messages out over SMTP (aiosmtplib), received mail turned into ``Inbound``.
+
+Every message gets its own ``Message-ID``, returned as ``Delivery.ref``; chases and replies carry
+``In-Reply-To``/``References`` set to the opening's, so mail clients show one thread, and their
+``Reply-To`` is a plus-address of ``TASKBOT_EMAIL_FROM`` carrying the sub-task's token
+(``tasks+<token>@example.com``), so a reply names its sub-task whatever the client does with
+threading headers. Fetching mail (IMAP polling) lives in ``taskbot.bot.mailbox``; reading a
+received message in :mod:`.email_parse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import logging
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import redis
+
+from taskbot.engine.keys import PREFIX
+from taskbot.engine.model import Contact
+from taskbot.engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+
+from .email_parse import Ours, parse
+
+log = logging.getLogger("taskbot.email")
+
+#: How long the subject of an opening is kept, so chases and replies can say ``Re:`` to it.
+SUBJECT_TTL = 90 * 86400
+#: RFC 3834: a message the bot writes by itself; well-behaved auto-responders do not answer these.
+AUTO_SUBMITTED = {"chase": "auto-generated", "notification": "auto-generated", "reply": "auto-replied",
+                  "direct": "auto-replied"}
+FOOTER = {"opening": "Just reply to this email to answer.", "chase": "Just reply to this email to answer."}
+
+
+def key(kind: str, ident: str) -> str:
+    """Adapter keys: ``email:subject:{message id}`` -> subject of an opening (TTL)."""
+    return f"{PREFIX}email:{kind}:{ident}"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int | None = None  # aiosmtplib's default: 465 with TLS, 587 with STARTTLS, else 25
+    user: str | None = None
+    password: str | None = None
+    starttls: bool | None = None  # None: upgrade when the server offers it
+    tls: bool = False  # implicit TLS from the first byte (port 465)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """Where replies are read from (IMAP) and where their attachments are kept."""
+
+    host: str
+    port: int | None
+    user: str
+    password: str
+    ssl: bool
+    poll: float
+    attachments: Path
+    folder: str = "INBOX"
+
+
+class EmailChannel:
+    """Implements the engine's ``Channel`` on SMTP; ``inbound`` reads one received message."""
+
+    name = "email"
+
+    def __init__(self, smtp: SmtpConfig, sender: str, r: redis.Redis, mailbox: MailboxConfig | None = None) -> None:
+        display, address = parseaddr(sender)
+        if "@" not in address:
+            raise ValueError(f"TASKBOT_EMAIL_FROM is not an email address: {sender!r}")
+        self.smtp = smtp
+        self.address = address.lower()
+        self.sender = formataddr((display, address)) if display else address
+        local, _, self.domain = address.rpartition("@")
+        self.ours = Ours(local=local.split("+", 1)[0], domain=self.domain.lower())
+        self.r = r
+        self.mailbox = mailbox
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EmailChannel:
+        def secret(value: Any) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        smtp = SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_user, secret(settings.smtp_password),
+                          settings.smtp_starttls, settings.smtp_tls)
+        mailbox = None
+        if settings.imap_host:
+            user = settings.imap_user or settings.smtp_user or ""
+            password = secret(settings.imap_password) or secret(settings.smtp_password) or ""
+            mailbox = MailboxConfig(settings.imap_host, settings.imap_port, user, password, settings.imap_ssl,
+                                    settings.imap_poll, Path(settings.data_dir).expanduser() / "attachments")
+        return cls(smtp, settings.email_from, redis.Redis.from_url(settings.redis_url), mailbox)
+
+    def resolve(self, contact: Contact) -> str | None:
+        return contact.email.strip().lower() if contact.email else None
+
+    # -- out ------------------------------------------------------------------------
+    def plus_address(self, token: str) -> str:
+        return f"{self.ours.local}+{token}@{self.domain}"
+
+    def message_id(self, out_key: str) -> str:
+        """The same logical message always gets the same id: a re-send after a crash is one mail to clients."""
+        digest = hashlib.sha256(out_key.encode()).hexdigest()[:32]
+        return f"<{digest}.{Ours.MARK}@{self.domain}>"
+
+    def subject(self, message: Outbound, thread: str | None) -> str:
+        subject = " ".join((message.subject or "").split())[:200]
+        if thread:
+            if not subject:
+                cached = self.r.get(key("subject", thread))
+                subject = cached.decode() if cached else "your task"
+            return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+        return subject or "taskbot"
+
+    def build(self, message: Outbound) -> EmailMessage:
+        """The MIME message for ``message``: plain text and the same as HTML."""
+        thread = message.thread if message.thread and Ours.is_msgid(message.thread) else None
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.address.id
+        if message.reply_token:
+            mail["Reply-To"] = formataddr((parseaddr(self.sender)[0], self.plus_address(message.reply_token)))
+        mail["Subject"] = self.subject(message, thread)
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = self.message_id(message.key)
+        if thread:
+            mail["In-Reply-To"] = thread
+            mail["References"] = thread
+        if message.kind in AUTO_SUBMITTED:
+            mail["Auto-Submitted"] = AUTO_SUBMITTED[message.kind]
+        footer = FOOTER.get(message.kind)
+        text = message.text + (f"\n\n{footer}" if footer else "")
+        mail.set_content(text)
+        mail.add_alternative(to_html(message.text, footer), subtype="html")
+        return mail
+
+    def send(self, message: Outbound) -> Delivery:
+        mail = self.build(message)
+        try:
+            run(self._deliver(mail, message.address.id))
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise failure(exc, message.address.id) from None
+        ref = str(mail["Message-ID"])
+        if message.subject and not mail["In-Reply-To"]:
+            self.r.set(key("subject", ref), str(mail["Subject"]), ex=SUBJECT_TTL)
+        return Delivery(ref=ref)
+
+    async def _deliver(self, mail: EmailMessage, recipient: str) -> None:
+        client = aiosmtplib.SMTP(hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.user or None,
+                                 password=self.smtp.password or None, use_tls=self.smtp.tls,
+                                 start_tls=False if self.smtp.tls else self.smtp.starttls, timeout=self.smtp.timeout)
+        async with client:
+            protocol = client.protocol
+            await client.send_message(mail, sender=self.address, recipients=[recipient])
+        # A TLS connection finishes closing after QUIT returned: let it, so its socket is not left to the GC.
+        for _ in range(100):
+            if protocol is None or protocol.transport is None:
+                break
+            await asyncio.sleep(0.01)
+
+    # -- in -------------------------------------------------------------------------
+    def inbound(self, raw: bytes) -> Inbound | None:
+        """One received message (RFC 822 bytes) as an ``Inbound``; None when it names no sender.
+
+        Attachments are written under the mailbox's attachments folder, one folder per message.
+        """
+        folder = self.mailbox.attachments if self.mailbox else Path(".taskbot/attachments")
+        return parse(raw, self.ours, folder)
+
+
+def failure(exc: BaseException, recipient: str) -> DeliveryFailed:
+    """A 5xx about this recipient or this message is permanent; anything else is worth retrying.
+
+    Refusals of our own sender or login (a configuration fault) are retried, so fixing the
+    settings delivers what waited instead of failing every sub-task.
+    """
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        refused = exc.recipients[0]
+        return DeliveryFailed(f"mail server refused {recipient}: {refused.code} {refused.message}",
+                              permanent=500 <= refused.code < 600)
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return DeliveryFailed(f"mail server refused the message to {recipient}: {exc.code} {exc.message}",
+                              permanent=500 <= exc.code < 600)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError | aiosmtplib.SMTPSenderRefused):
+        log.error("the mail server refuses taskbot's login or sender (check TASKBOT_SMTP_*): %s", exc)
+        return DeliveryFailed(f"mail server refused taskbot: {exc}", permanent=False)
+    return DeliveryFailed(f"mail server unavailable: {exc}", permanent=False)
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` to completion from sync code, even on a thread whose event loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def to_html(text: str, footer: str | None) -> str:
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    if footer:
+        body += f'<p style="color:#666">{html.escape(footer)}</p>'
+    return f'<!DOCTYPE html><html><body style="font-family:sans-serif">{body}</body></html>'

@@ -1,0 +1,285 @@
+"""A received email as an ``Inbound``: its sub-task token or thread, its new text only, auto-replies, attachments."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.parser import EmailMessage as ReplyText
+
+from taskbot.engine.ports import Inbound
+
+MSGID = re.compile(r"<[^<>\s]+>")
+#: Reply headers ("On ... wrote:") and signatures are recognised in these languages.
+LANGUAGES = tuple(lang for lang in MAIL_LANGUAGES if len(lang) == 2)
+AUTO_SUBJECT = re.compile(r"^\s*(out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|"
+                          r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|"
+                          r"risposta automatica|automatisch antwoord)\b", re.IGNORECASE)
+AUTO_PRECEDENCE = frozenset({"auto_reply", "bulk", "junk"})
+#: Where the plus-address may be seen: what the participant's client wrote first, then what the MTA added.
+TOKEN_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
+UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+@dataclass(frozen=True)
+class Ours:
+    """The bot's address (``local@domain``), to recognise its plus-addresses and Message-IDs."""
+
+    local: str
+    domain: str
+    MARK: ClassVar[str] = "taskbot"
+
+    def token_in(self, address: str) -> str | None:
+        local, _, domain = address.rpartition("@")
+        prefix = f"{self.local}+"
+        if domain.lower() == self.domain and local.lower().startswith(prefix.lower()) and len(local) > len(prefix):
+            return local[len(prefix):]
+        return None
+
+    def sent(self, msgid: str) -> bool:
+        return msgid.lower().endswith(f".{self.MARK}@{self.domain}>")
+
+    @staticmethod
+    def is_msgid(value: str) -> bool:
+        return bool(MSGID.fullmatch(value))
+
+
+def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
+    """``raw`` (RFC 822 bytes) as an ``Inbound`` from the bare lower-case From address; None without one.
+
+    ``reply_to`` is the plus-address token when the mail was sent to one, else the Message-ID
+    of the bot's message it answers (``In-Reply-To``, else the latest of ours in ``References``).
+    """
+    msg: Any = BytesParser(policy=policy.default).parsebytes(raw)
+    senders = addresses(msg, "From")
+    if not senders:
+        return None
+    message_id = first_msgid(header(msg, "Message-ID")) or f"<{hashlib.sha256(raw).hexdigest()[:32]}@taskbot.invalid>"
+    body = msg.get_body(preferencelist=("plain", "html"))
+    text = new_text(body_text(body)) if body is not None else ""
+    saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
+    if not text and saved:
+        text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
+    meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
+    if auto_reply(msg):
+        meta["auto_reply"] = True
+    if saved:
+        meta["attachments"] = saved
+    return Inbound("email", senders[0].lower(), text, provider_id=message_id, reply_to=reply_to(msg, ours),
+                   meta=meta)
+
+
+def header(msg: Message, name: str) -> str:
+    value = msg.get(name)
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def addresses(msg: Message, name: str) -> list[str]:
+    values = [str(v) for v in msg.get_all(name) or []]
+    return [addr for _, addr in getaddresses(values) if "@" in addr]
+
+
+def first_msgid(value: str) -> str | None:
+    found = MSGID.search(value)
+    return found.group(0) if found else None
+
+
+def reply_to(msg: Message, ours: Ours) -> str | None:
+    for name in TOKEN_HEADERS:
+        for address in addresses(msg, name):
+            token = ours.token_in(address)
+            if token:
+                return token
+    in_reply_to = MSGID.findall(header(msg, "In-Reply-To"))
+    references = MSGID.findall(header(msg, "References"))[::-1]
+    candidates = in_reply_to + references
+    return next((m for m in candidates if ours.sent(m)), candidates[0] if candidates else None)
+
+
+def auto_reply(msg: Message) -> bool:
+    """RFC 3834 ``Auto-Submitted``, the common vendor headers, delivery reports, out-of-office subjects."""
+    submitted = header(msg, "Auto-Submitted").lower()
+    if submitted and not submitted.startswith("no"):
+        return True
+    if any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response")):
+        return True
+    if header(msg, "Precedence").lower() in AUTO_PRECEDENCE:
+        return True
+    return msg.get_content_type() == "multipart/report" or bool(AUTO_SUBJECT.match(header(msg, "Subject")))
+
+
+def body_text(part: Any) -> str:
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError):  # an unknown or lying charset: keep what decodes
+        content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    text = str(content).replace("\r\n", "\n")
+    if part.get_content_subtype() == "html":
+        return html_to_text(text)
+    if str(part.get_param("format", "")).lower() == "flowed":
+        return unflow(text, str(part.get_param("delsp", "")).lower() == "yes")
+    return text
+
+
+def new_text(text: str) -> str:
+    """Only what the person wrote now: quoted history, reply headers and signatures dropped."""
+    parsed = ReplyText(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
+    latest = parsed.replies[0].body if parsed.replies else text
+    kept = unquoted(latest) or unquoted(text)
+    return re.sub(r"\n{3,}", "\n\n", kept).strip()
+
+
+def unquoted(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">")).strip()
+
+
+def unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 ``format=flowed``: a line ending in a space goes on in the next one."""
+    lines: list[str] = []
+    pending = ""
+    for line in text.split("\n"):
+        quoted = line.startswith(">")
+        if line.startswith(" "):
+            line = line[1:]  # space-stuffing
+        if not quoted and line.endswith(" ") and line != "-- ":
+            pending += line[:-1] if delsp else line
+            continue
+        lines.append(pending + line)
+        pending = ""
+    if pending:
+        lines.append(pending)
+    return "\n".join(lines)
+
+
+class _Text(HTMLParser):
+    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+                        "pre", "hr", "section", "article", "header", "footer"})
+    HIDDEN = frozenset({"style", "script", "head", "title", "template"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[tuple[int, list[str]]] = [(0, [])]
+        self.depth = 0
+        self.hidden = 0
+        self.pre = 0
+
+    def newline(self, force: bool = False) -> None:
+        """Start a line; blocks that follow each other do not stack up empty lines, ``<br>`` does."""
+        if not force and not "".join(self.lines[-1][1]).strip():
+            self.lines[-1] = (self.depth, [])
+        else:
+            self.lines.append((self.depth, []))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag == "blockquote":
+            self.depth += 1
+            self.newline()
+        elif tag in self.BLOCKS:
+            self.pre += tag == "pre"
+            self.newline(force=tag == "br")
+            if tag == "li":
+                self.lines[-1][1].append("- ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "hr", "p", "div"):
+            self.newline(force=tag == "br")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag == "blockquote":
+            self.depth = max(0, self.depth - 1)
+            self.newline()
+        elif tag in self.BLOCKS and tag != "br":
+            self.pre = max(0, self.pre - (tag == "pre"))
+            self.newline()
+
+    def handle_data(self, data: str) -> None:
+        if self.hidden:
+            return
+        if self.pre:
+            first, *rest = data.split("\n")
+            self.lines[-1][1].append(first)
+            for line in rest:
+                self.newline(force=True)
+                self.lines[-1][1].append(line)
+        else:
+            self.lines[-1][1].append(re.sub(r"\s+", " ", data))
+
+    def text(self) -> str:
+        out = []
+        for depth, parts in self.lines:
+            line = "".join(parts).strip()
+            out.append(("> " * depth + line).rstrip() if line or depth else "")
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """HTML mail as plain text; ``<blockquote>`` becomes ``>`` lines, as a plain-text client quotes."""
+    parser = _Text()
+    parser.feed(markup)
+    parser.close()
+    return parser.text()
+
+
+def parts(msg: Any) -> Iterator[Any]:
+    """Leaf parts; an attached message (``message/rfc822``) is one part, not opened."""
+    if msg.get_content_type() == "message/rfc822":
+        yield msg
+    elif msg.is_multipart():
+        for part in msg.iter_parts():
+            yield from parts(part)
+    else:
+        yield msg
+
+
+def save_attachments(msg: EmailMessage, body: Any, folder: Path) -> list[dict[str, Any]]:
+    """Write every attachment (and named inline part) to ``folder``; the list the engine keeps in meta."""
+    saved: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for part in parts(msg):
+        if part is body:
+            continue
+        name = part.get_filename()
+        rfc822 = part.get_content_type() == "message/rfc822"
+        if not (name or rfc822 or part.get_content_disposition() == "attachment"):
+            continue
+        if rfc822:
+            inner = part.get_payload()
+            data = (inner[0] if isinstance(inner, list) else inner).as_bytes()
+        else:
+            data = part.get_payload(decode=True) or b""
+        filename = safe_name(name, part.get_content_type(), len(saved) + 1, used)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / filename
+        path.write_bytes(data)
+        saved.append({"name": filename, "path": str(path.resolve()), "size": len(data),
+                      "content_type": part.get_content_type()})
+    return saved
+
+
+def safe_name(name: str | None, content_type: str, n: int, used: set[str]) -> str:
+    """A file name that cannot leave its folder or clash with another attachment of the message."""
+    base = UNSAFE.sub("_", Path((name or "").replace("\\", "/")).name).strip(" .")[:120]
+    if not base:
+        base = f"attachment-{n}{mimetypes.guess_extension(content_type) or '.bin'}"
+    stem, dot, ext = base.rpartition(".") if "." in base else (base, "", "")
+    candidate, i = base, 2
+    while candidate.lower() in used:
+        candidate = f"{stem}-{i}{dot}{ext}"
+        i += 1
+    used.add(candidate.lower())
+    return candidate
