@@ -32,6 +32,13 @@ def notify_owner(rid: str, kind: str) -> None:
     engine().runs.notify_owner(rid, kind)
 
 
+def poll_mailbox() -> None:
+    """Store the email channel's unseen mail (IMAP); queued by the scheduler every TASKBOT_IMAP_POLL seconds."""
+    from .mailbox import poll
+
+    poll(engine())
+
+
 def slack_command(payload: str) -> None:
     """A Slack `/task` (its JSON fields): run it and answer on its response_url."""
     from .slack import run_command

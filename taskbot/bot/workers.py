@@ -8,7 +8,8 @@ engine's due work. Each ``interval`` a pass:
 - moves jobs whose retry delay has passed back to the queue (RQ's scheduled registry);
 - starts runs of cron schedules that are due;
 - queues webhook deliveries;
-- re-drives work whose lease expired (its worker died).
+- re-drives work whose lease expired (its worker died);
+- queues the email poll (IMAP) every ``TASKBOT_IMAP_POLL`` seconds.
 
 Reminders are not one rq-scheduler job each: its timestamps have one-second resolution and a
 thousand due reminders would be a thousand jobs. The timer set is read with sub-second
@@ -28,6 +29,7 @@ from taskbot.engine.engine import Engine
 from taskbot.engine.queue import RQJobs
 
 from .bootstrap import build_engine
+from .mailbox import schedule_poll
 from .settings import Settings
 
 log = logging.getLogger("taskbot.worker")
@@ -50,6 +52,7 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
         self.engine.schedules.fire_due()
         self.engine.events.flush()
         self.engine.sweep()
+        schedule_poll(self.engine)
         return []
 
     def one_pass(self) -> bool:
