@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="TASKBOT_SLACK_API_URL")
+    #: Telegram: the channel is on when the bot token is set; updates come to the webhook (checked with the
+    #: secret) when TASKBOT_PUBLIC_URL is set, else by long polling (SPEC §9).
+    telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_url: str = Field("https://api.telegram.org/bot", alias="TASKBOT_TELEGRAM_API_URL")
     #: Email: on when the SMTP host and the From address are set; replies are read over IMAP (SPEC §9).
     smtp_host: str | None = Field(None, alias="TASKBOT_SMTP_HOST")
     smtp_port: int | None = Field(None, alias="TASKBOT_SMTP_PORT")  # default: 465 with TLS, 587 STARTTLS, 25

@@ -28,6 +28,17 @@ def _slack(settings: Any) -> Channel | None:
     return SlackChannel.from_settings(token, settings.slack_api_url, settings.redis_url)
 
 
+def _telegram(settings: Any) -> Channel | None:
+    secret = getattr(settings, "telegram_bot_token", None)
+    token = secret.get_secret_value() if secret else ""
+    if not token:
+        return None
+    from .telegram import TelegramChannel
+
+    return TelegramChannel.from_settings(token, settings.telegram_api_url, settings.redis_url,
+                                         settings.lease_seconds)
+
+
 def _email(settings: Any) -> Channel | None:
     if not getattr(settings, "smtp_host", None) or not getattr(settings, "email_from", None):
         return None
@@ -39,6 +50,7 @@ def _email(settings: Any) -> Channel | None:
 REGISTRY: dict[str, Callable[[Any], Channel | None]] = {
     "web": _web,
     "slack": _slack,
+    "telegram": _telegram,
     "email": _email,
 }
 

@@ -9,6 +9,11 @@ Layout (all under ``taskbot:``)::
     contacts:slack            hash   Slack user id -> contact id
     contacts:telegram         hash   Telegram chat id -> contact id
     slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
+    telegram:link:{token}     string a deep-link token (`/start <token>`) -> contact id; TTL 7 days, taken once
+    telegram:update:{id}      string a Telegram update_id already taken as a command (/start, /task); TTL
+    telegram:rate:bot         string exists while the bot must wait before its next send (the adapter's limiter)
+    telegram:rate:chat:{id}   string exists while that chat must wait before its next message (limiter)
+    telegram:parts:{key}      hash   part number -> ref of a long message's parts already sent (TTL)
     email:subject:{msgid}     string subject of an opening email, by its Message-ID (chases say Re: to it; TTL)
     email:poll:due            string exists until the next IMAP poll may be queued (TASKBOT_IMAP_POLL)
     email:poll:lock           string held by the one IMAP poll running (TTL, renewed per batch)
@@ -136,3 +141,22 @@ def seen(channel: str, provider_id: str) -> str:
 
 def notifications(owner: str) -> str:
     return f"{PREFIX}notifications:{owner}"
+
+
+TELEGRAM_RATE_BOT = PREFIX + "telegram:rate:bot"
+
+
+def telegram_link(token: str) -> str:
+    return f"{PREFIX}telegram:link:{token}"
+
+
+def telegram_update(update_id: str) -> str:
+    return f"{PREFIX}telegram:update:{update_id}"
+
+
+def telegram_rate_chat(chat_id: str) -> str:
+    return f"{PREFIX}telegram:rate:chat:{chat_id}"
+
+
+def telegram_parts(key: str) -> str:
+    return f"{PREFIX}telegram:parts:{key}"
