@@ -25,6 +25,7 @@ from taskbot.engine.views import message_view
 from . import pages
 from .settings import Settings
 from .slack import mount_slack
+from .telegram import mount_telegram
 
 DASHBOARD_COOKIE = "taskbot_dashboard"
 MAX_FORM_BYTES = 256 * 1024
@@ -396,6 +397,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     for router in (health, chat, api, dashboard):
         app.include_router(router)
     mount_slack(app, engine, settings)
+    mount_telegram(app, engine, settings)
     app.add_exception_handler(InvalidInput, on_invalid_input)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)

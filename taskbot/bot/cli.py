@@ -175,6 +175,29 @@ def contacts_list() -> None:
     out.print(table)
 
 
+@contacts.command("link")
+@click.argument("channel", type=click.Choice(["telegram"]))
+@click.argument("contact")
+@handles_errors
+def contacts_link(channel: str, contact: str) -> None:
+    """Print a personal link that connects CONTACT (id or email) to their chat on CHANNEL.
+
+    Telegram: a deep link https://t.me/<bot>?start=<token>; opening it links that chat. It works
+    once, for 7 days. The link is the last line of the output.
+    """
+    from taskbot.engine.ports import DeliveryFailed
+
+    from .telegram import link_contact
+
+    try:
+        link = link_contact(engine(), contact)
+    except DeliveryFailed as exc:
+        fail(f"Telegram did not tell the bot's name (getMe): {exc.reason}", 1)
+        return
+    click.echo(f"Send this link to {contact}; it links the Telegram chat that opens it (once, within 7 days):")
+    click.echo(link)
+
+
 @cli.group()
 def datasets() -> None:
     """Datasets that participant queries select from."""

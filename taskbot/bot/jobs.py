@@ -53,6 +53,13 @@ def slack_task_saved(payload: str) -> None:
     after_new_task(engine(), payload)
 
 
+def telegram_command(payload: str) -> None:
+    """A Telegram `/start`, `/task` or `/help` (its JSON fields): run it and answer in the chat."""
+    from .telegram import run_command
+
+    run_command(engine(), payload)
+
+
 def deliver_webhook(url: str, body: str) -> None:
     """POST one event, signed; an error raises so RQ retries it with backoff."""
     import hashlib
