@@ -1,0 +1,250 @@
+"""Telegram's side of the wire, for tests: a fake Bot API on 127.0.0.1, and a sender of webhook updates.
+
+``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
+``setWebhook``, ``deleteWebhook``, ``getUpdates``) with the Bot API's JSON shapes at
+``/bot<token>/<method>``, reads form-encoded (python-telegram-bot's way) and JSON bodies, and
+records every call with the time it arrived. A test can make it refuse one chat (403, as when
+the person blocked the bot) or rate-limit it (429 with ``parameters.retry_after``), and can queue
+updates for ``getUpdates`` (long polling). ``TelegramSender`` posts updates to the app's webhook.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+BOT = {"id": 7000001, "is_bot": True, "first_name": "taskbot", "username": "taskbot_test_bot",
+       "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
+#: Fields python-telegram-bot JSON-encodes inside its form bodies.
+JSON_FIELDS = frozenset({"reply_parameters", "allowed_updates", "reply_markup", "entities", "link_preview_options"})
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    at: float
+    status: int = 200
+
+
+@dataclass
+class Refusal:
+    status: int
+    description: str
+    retry_after: int | None = None
+
+
+@dataclass
+class FakeTelegram:
+    token: str = "123456:TEST-token"
+    calls: list[Call] = field(default_factory=list)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    _refusals: dict[str, list[Refusal]] = field(default_factory=dict)
+    _blocked: dict[str, str] = field(default_factory=dict)
+    _updates: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arrived: threading.Condition = field(default_factory=threading.Condition)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _server: ThreadingHTTPServer | None = None
+
+    # -- set-up --------------------------------------------------------------------------------
+    def start(self) -> FakeTelegram:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                fake._handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                fake._handle(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def api_url(self) -> str:
+        """What TASKBOT_TELEGRAM_API_URL points at (python-telegram-bot's ``base_url``)."""
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+
+    # -- scripting -----------------------------------------------------------------------------------
+    def block(self, chat_id: int | str, description: str = "Forbidden: bot was blocked by the user") -> None:
+        """Every sendMessage to ``chat_id`` gets a 403 from now on."""
+        self._blocked[str(chat_id)] = description
+
+    def rate_limit(self, chat_id: int | str, retry_after: int, times: int = 1) -> None:
+        """The next ``times`` sendMessage calls to ``chat_id`` get a 429 with ``parameters.retry_after``."""
+        refusal = Refusal(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        self._refusals.setdefault(str(chat_id), []).extend([refusal] * times)
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        """Hand ``update`` to the next getUpdates (long polling)."""
+        with self._arrived:
+            self._updates.append(update)
+            self._arrived.notify_all()
+
+    # -- what was received -----------------------------------------------------------------------------
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def sent(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
+        """The messages that went through (as the Bot API returned them), optionally to one chat."""
+        return [c.args["result"] for c in self.calls_to("sendMessage")
+                if c.status == 200 and (chat_id is None or str(c.args["chat_id"]) == str(chat_id))]
+
+    def texts(self, chat_id: int | str) -> list[str]:
+        return [m["text"] for m in self.sent(chat_id)]
+
+    # -- the server -----------------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
+        url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length).decode() if length else ""
+        args: dict[str, Any] = dict(parse_qsl(url.query))
+        if "json" in (request.headers.get("Content-Type") or ""):
+            args.update(json.loads(raw or "{}"))
+        elif raw:
+            args.update({k: json.loads(v) if k in JSON_FIELDS else v for k, v in parse_qsl(raw)})
+        token, _, method = url.path.removeprefix("/bot").partition("/")
+        call = Call(method, args, arrived)
+        with self._lock:
+            self.calls.append(call)
+        if token != self.token:
+            call.status = 401
+            return self._send(request, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        refusal = self._refusal(method, args)
+        if refusal is not None:
+            call.status = refusal.status
+            body: dict[str, Any] = {"ok": False, "error_code": refusal.status, "description": refusal.description}
+            if refusal.retry_after is not None:
+                body["parameters"] = {"retry_after": refusal.retry_after}
+            return self._send(request, refusal.status, body)
+        result = self._answer(method, args)
+        if result is None:
+            call.status = 404
+            return self._send(request, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
+        if isinstance(result, Refusal):
+            call.status = result.status
+            return self._send(request, result.status,
+                              {"ok": False, "error_code": result.status, "description": result.description})
+        args["result"] = result
+        self._send(request, 200, {"ok": True, "result": result})
+
+    def _refusal(self, method: str, args: dict[str, Any]) -> Refusal | None:
+        if method != "sendMessage":
+            return None
+        chat = str(args.get("chat_id"))
+        with self._lock:
+            if chat in self._blocked:
+                return Refusal(403, self._blocked[chat])
+            scripted = self._refusals.get(chat)
+            return scripted.pop(0) if scripted else None
+
+    def _answer(self, method: str, a: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return BOT
+        if method == "sendMessage":
+            text = str(a.get("text") or "")
+            if not text:
+                return Refusal(400, "Bad Request: message text is empty")
+            if len(text) > 4096:
+                return Refusal(400, "Bad Request: message is too long")
+            chat = int(a["chat_id"])
+            message: dict[str, Any] = {"message_id": next(self._ids), "date": int(time.time()), "text": text,
+                                       "from": {k: BOT[k] for k in ("id", "is_bot", "first_name", "username")},
+                                       "chat": {"id": chat, "type": "private", "first_name": f"user{chat}"}}
+            replied = a.get("reply_parameters") or ({"message_id": int(a["reply_to_message_id"])}
+                                                    if a.get("reply_to_message_id") else None)
+            if replied:
+                message["reply_to_message"] = {"message_id": int(replied["message_id"]), "date": message["date"],
+                                               "chat": message["chat"]}
+            return message
+        if method == "setWebhook":
+            self.webhook = {k: v for k, v in a.items() if k != "result"}
+            return True
+        if method == "deleteWebhook":
+            self.webhook = {}
+            return True
+        if method == "getWebhookInfo":
+            return {"url": self.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+        if method == "getUpdates":
+            if self.webhook:
+                return Refusal(409, "Conflict: can't use getUpdates method while webhook is active")
+            offset = int(a.get("offset") or 0)
+            wait = min(float(a.get("timeout") or 0), 0.5)  # Telegram may answer early; tests should not wait
+            with self._arrived:
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                if not self._updates and wait:
+                    self._arrived.wait(wait)
+                return list(self._updates[:int(a.get("limit") or 100)])
+        return None
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+
+def message_update(update_id: int, chat_id: int, text: str, *, reply_to: int | None = None,
+                   first_name: str = "Pat", chat_type: str = "private", is_bot: bool = False) -> dict[str, Any]:
+    """An Update carrying a person's text message, as Telegram sends it."""
+    now = int(time.time())
+    chat = {"id": chat_id, "type": chat_type, "first_name": first_name}
+    message: dict[str, Any] = {"message_id": 100000 + update_id, "date": now, "chat": chat, "text": text,
+                               "from": {"id": chat_id, "is_bot": is_bot, "first_name": first_name}}
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    if reply_to is not None:
+        message["reply_to_message"] = {"message_id": reply_to, "date": now, "text": "…",
+                                       "chat": {"id": chat_id, "type": chat_type},
+                                       "from": {k: BOT[k] for k in ("id", "is_bot", "first_name", "username")}}
+    return {"update_id": update_id, "message": message}
+
+
+class TelegramSender:
+    """Posts updates to ``{base}/telegram/webhook`` as Telegram would, with the secret token header."""
+
+    def __init__(self, base: str, secret: str | None) -> None:
+        self.client = httpx.Client(base_url=base, timeout=30)
+        self.secret = secret
+        self._ids = itertools.count(500001)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def post(self, update: dict[str, Any], *, secret: str | None = None, send_secret: bool = True) -> httpx.Response:
+        """POST one update; ``secret`` sends a wrong one, ``send_secret=False`` none at all."""
+        headers = {"Content-Type": "application/json"}
+        if send_secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret if secret is not None else str(self.secret)
+        return self.client.post("/telegram/webhook", content=json.dumps(update).encode(), headers=headers)
+
+    def says(self, chat_id: int, text: str, *, reply_to: int | None = None, update_id: int | None = None,
+             **options: Any) -> httpx.Response:
+        """The person in private chat ``chat_id`` sends ``text`` (as a reply to message ``reply_to``)."""
+        update = message_update(update_id or next(self._ids), chat_id, text, reply_to=reply_to)
+        return self.post(update, **options)
