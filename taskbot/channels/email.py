@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import html
 import logging
+import re
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ SUBJECT_TTL = 90 * 86400
 #: RFC 3834: a message the bot writes by itself; well-behaved auto-responders do not answer these.
 AUTO_SUBMITTED = {"chase": "auto-generated", "notification": "auto-generated", "reply": "auto-replied",
                   "direct": "auto-replied"}
+#: RFC 3834 §2: no automatic answer to these senders (bounces, lists, robots), lest two robots loop.
+NO_AUTO_ANSWER = re.compile(r"^(mailer-daemon|postmaster|listserv|majordomo|no-?reply|do-?not-?reply|"
+                            r"bounces?|owner-.*|.*-request)$", re.IGNORECASE)
 FOOTER = {"opening": "Just reply to this email to answer.", "chase": "Just reply to this email to answer."}
 
 
@@ -148,14 +152,19 @@ class EmailChannel:
         return mail
 
     def send(self, message: Outbound) -> Delivery:
+        if message.kind == "direct" and NO_AUTO_ANSWER.match(message.address.id.rpartition("@")[0]):
+            raise DeliveryFailed(f"{message.address.id} is a robot; it gets no automatic answer", permanent=True)
         mail = self.build(message)
         try:
             run(self._deliver(mail, message.address.id))
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise failure(exc, message.address.id) from None
         ref = str(mail["Message-ID"])
-        if message.subject and not mail["In-Reply-To"]:
-            self.r.set(key("subject", ref), str(mail["Subject"]), ex=SUBJECT_TTL)
+        if message.kind == "opening":
+            try:
+                self.r.set(key("subject", ref), str(mail["Subject"]), ex=SUBJECT_TTL)
+            except redis.RedisError as exc:  # sent is sent; follow-ups then say "Re: your task"
+                log.warning("could not keep the subject of %s: %s", ref, exc)
         return Delivery(ref=ref)
 
     async def _deliver(self, mail: EmailMessage, recipient: str) -> None:

@@ -30,6 +30,9 @@ from .subtasks import Subtasks
 
 log = logging.getLogger("taskbot.engine")
 
+#: A lease re-driven this many times is given up (its job fails every time).
+MAX_REDRIVES = 10
+
 #: Lease kinds and the job that re-drives each; the member is ``kind:arg1:arg2...``.
 LEASE_JOBS = {"step": "advance", "open": "open_batch", "fanin": "fan_in", "in": "process_inbound",
               "notify": "notify_owner"}
@@ -126,8 +129,13 @@ class Engine:
     def lease(self, pipe: Any, member: str, deadline: float | None = None) -> None:
         pipe.zadd(keys.LEASES, {member: deadline if deadline is not None else self.now() + self.lease_seconds})
 
-    def release(self, member: str) -> None:
-        self.r.zrem(keys.LEASES, member)
+    def release(self, member: str, pipe: Any = None) -> None:
+        """The work is done: drop its lease (and its re-drive count, if it ever had one)."""
+        p = pipe if pipe is not None else self.r.pipeline(transaction=False)
+        p.zrem(keys.LEASES, member)
+        p.hdel(keys.REDRIVES, member)
+        if pipe is None:
+            p.execute()
 
     def notify(self, pipe: Any, owner: str, kind: str, run: Mapping[str, str], text: str) -> None:
         """Queue an in-app notification inside the caller's transaction, so it happens once."""
@@ -193,9 +201,19 @@ class Engine:
         with self.r.pipeline(transaction=False) as p:
             for m in members:
                 p.zadd(keys.LEASES, {m: now + self.lease_seconds}, xx=True)
-            p.execute()
+                p.hincrby(keys.REDRIVES, m, 1)
+            counts = p.execute()[1::2]
         calls = []
-        for m in members:
+        for m, count in zip(members, counts, strict=True):
+            if count > MAX_REDRIVES:
+                # A job that fails every time must not be retried forever: park it where an
+                # operator sees it (`taskbot:dead`), with the time it was given up.
+                log.error("giving up on %s after %d re-drives; see taskbot:dead", m, count - 1)
+                with self.r.pipeline() as p:
+                    self.release(m, p)
+                    p.hset(keys.DEAD, m, now)
+                    p.execute()
+                continue
             kind, *args = m.split(":")
             func = LEASE_JOBS.get(kind)
             if func is None:

@@ -127,7 +127,7 @@ class Inbox:
                 self.e.subtasks.finish(sid, "completed")
         with self.e.r.pipeline() as p:
             p.delete(keys.inbound(iid))
-            p.zrem(keys.LEASES, member)
+            self.e.release(member, p)
             p.execute()
 
     def _from_participant(self, sid: str, msg: dict[str, str]) -> bool:

@@ -37,6 +37,8 @@ Layout (all under ``taskbot:``)::
     inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
+    redrives                  hash   work item -> times the sweeper re-drove it
+    dead                      hash   work item -> when it was given up after too many re-drives
     timers                    zset   sub-task id -> when its next chase check is due (or its lease ends)
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
@@ -59,6 +61,8 @@ CONTACT_INDEXES = {"email": CONTACTS_BY_EMAIL, "slack_user_id": PREFIX + "contac
 RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
 TIMERS = PREFIX + "timers"
+REDRIVES = PREFIX + "redrives"
+DEAD = PREFIX + "dead"
 SCHEDULES = PREFIX + "schedules"
 SCHEDULES_DUE = PREFIX + "schedules:due"
 EVENTS = PREFIX + "events"

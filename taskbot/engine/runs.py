@@ -219,7 +219,7 @@ class Runs:
                     gathered.setdefault("task_status", {})[s["participant_id"]] = s["status"]
             p.multi()
             p.hset(keys.run(rid), mapping={"gathered": dumps(gathered), "step": step + 1})
-            p.zrem(keys.LEASES, member)
+            self.e.release(member, p)
             self.e.lease(p, f"step:{rid}:{step + 1}")
             return True
 
