@@ -10,7 +10,6 @@ second copy by its Message-ID.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -57,10 +56,8 @@ def schedule_poll(engine: Engine) -> bool:
 
 @contextmanager
 def connect(config: MailboxConfig) -> Iterator[IMAPClient]:
-    """A logged-in IMAP session on the mailbox folder; STARTTLS when the server offers it on a plain port."""
+    """A logged-in IMAP session on the mailbox folder (TLS unless ``TASKBOT_IMAP_SSL=false``)."""
     with IMAPClient(config.host, port=config.port, ssl=config.ssl, timeout=TIMEOUT) as client:
-        if not config.ssl and client.has_capability("STARTTLS"):
-            client.starttls(ssl.create_default_context())
         client.login(config.user, config.password)
         client.select_folder(config.folder)
         yield client
@@ -69,7 +66,8 @@ def connect(config: MailboxConfig) -> Iterator[IMAPClient]:
 def poll(engine: Engine) -> int:
     """Hand every unseen message to the engine, oldest first; returns how many were stored anew.
 
-    Returns 0 at once when another poll holds the lock.
+    Returns 0 at once when another poll holds the lock. A mailbox that cannot be reached is
+    logged, not raised: the next poll, ``TASKBOT_IMAP_POLL`` seconds later, tries again.
     """
     channel = channel_of(engine)
     if channel is None or channel.mailbox is None:
@@ -77,16 +75,19 @@ def poll(engine: Engine) -> int:
     holder = new_id(8)
     if not engine.r.set(POLL_LOCK, holder, nx=True, ex=LOCK_SECONDS):
         return 0
+    stored = 0
     try:
         with connect(channel.mailbox) as client:
             uids = sorted(client.search(["UNSEEN"]))[:MAX_PER_POLL]
-            stored = 0
             for start in range(0, len(uids), BATCH):
                 stored += _batch(engine, channel, client, uids[start:start + BATCH])
                 engine.r.expire(POLL_LOCK, LOCK_SECONDS)
-            return stored
+    except (OSError, IMAPClientError) as exc:
+        # The next poll is the retry; what was stored so far is flagged seen or dropped as a duplicate.
+        log.warning("mailbox %s@%s unreachable or refused: %s", channel.mailbox.user, channel.mailbox.host, exc)
     finally:
         engine.r.eval(RELEASE, 1, POLL_LOCK, holder)
+    return stored
 
 
 def _batch(engine: Engine, channel: EmailChannel, client: IMAPClient, uids: list[int]) -> int:
