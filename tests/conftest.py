@@ -40,7 +40,7 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The environment a taskbot process of this test gets (also set in this process)."""
     values = {"TASKBOT_REDIS_URL": redis_url, "TASKBOT_LEASE_SECONDS": "3", "TASKBOT_SCHEDULER_INTERVAL": "0.2",
               "TASKBOT_PUBLIC_URL": "http://testserver"}
@@ -49,14 +49,19 @@ def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     from taskbot.bot import bootstrap
 
     bootstrap.engine.cache_clear()
-    return {**os.environ, **values}
+    yield {**os.environ, **values}
+    if bootstrap.engine.cache_info().currsize:  # the process engine jobs used in this test
+        bootstrap.engine().r.close()
+    bootstrap.engine.cache_clear()
 
 
 @pytest.fixture
-def engine(r: redis.Redis, env: dict[str, str]) -> Engine:
+def engine(r: redis.Redis, env: dict[str, str]) -> Iterator[Engine]:
     from taskbot.bot.bootstrap import build_engine
 
-    return build_engine(Settings())
+    engine = build_engine(Settings())
+    yield engine
+    engine.r.close()
 
 
 @pytest.fixture

@@ -138,3 +138,26 @@ def test_review_waits_for_approval(engine, drain, wait_for, taskbot_cli):
     assert engine.store.run_fields(rid)["status"] == "completed"
     kinds = [n["kind"] for n in engine.store.notifications("lead@example.com")]
     assert kinds == ["task_awaiting_review", "task_completed"]
+
+
+def test_work_that_fails_every_time_is_given_up_after_ten_re_drives(r, env):
+    from taskbot.bot.bootstrap import build_engine
+    from taskbot.bot.settings import Settings
+
+    class Clock:
+        t = 1_000_000.0
+
+        def now(self):
+            return self.t
+
+    clock = Clock()
+    engine = build_engine(Settings())
+    engine.clock = clock
+    engine.r.zadd("taskbot:leases", {"in:never-stored": 0})
+    for _ in range(10):
+        assert engine.sweep() == 1  # re-driven (its job will find nothing and fail or no-op)
+        clock.t += engine.lease_seconds + 1
+    assert engine.sweep() == 0
+    assert engine.r.zscore("taskbot:leases", "in:never-stored") is None
+    assert engine.r.hexists("taskbot:dead", "in:never-stored")
+    engine.r.close()
