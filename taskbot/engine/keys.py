@@ -27,6 +27,18 @@ Layout (all under ``taskbot:``)::
     run:{rid}:deliverables    list   deliverable ids
     run:{rid}:notified        set    owner notifications sent, as kind:channel (each once)
     deliverable:{did}         hash
+    deliverable:{did}:file    string the bytes of an image or file deliverable
+    run:{rid}:saved           list   content an assistant saved with `save_content`, JSON {id, title, content}
+    run:{rid}:usage           hash   tokens the run's model calls used: prompt, completion, calls
+    usage                     hash   the same, all runs together (since the store began)
+    effect:{key}              string a tool effect (delegation, schedule) done once; its result
+    slots                     zset   turn slot holder (lease member) -> expiry (heartbeat pushes it on)
+    slots:tokens              hash   holder -> token of the job holding it
+    slots:meta                hash   holder or waiter -> "assistant|per-assistant limit|conversation"
+    slots:waiting             zset   waiter -> arrival number (FIFO)
+    slots:waiting:ttl         zset   waiter -> when it is dropped unless it asks again
+    slots:woken               zset   waiter -> when it was last woken (not woken twice at once)
+    slots:seq                 int    arrival counter
     sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor` (field being asked), `token`
     sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
     sub:{sid}:sent            set    keys of outbound messages already delivered (dropped when it ends)
@@ -102,6 +114,32 @@ def run_deliverables(rid: str) -> str:
 
 def deliverable(did: str) -> str:
     return f"{PREFIX}deliverable:{did}"
+
+
+def deliverable_file(did: str) -> str:
+    return f"{PREFIX}deliverable:{did}:file"
+
+
+def run_saved(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:saved"
+
+
+def run_usage(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:usage"
+
+
+def effect(key: str) -> str:
+    return f"{PREFIX}effect:{key}"
+
+
+USAGE = PREFIX + "usage"
+SLOTS = PREFIX + "slots"
+SLOTS_TOKENS = PREFIX + "slots:tokens"
+SLOTS_META = PREFIX + "slots:meta"
+SLOTS_WAITING = PREFIX + "slots:waiting"
+SLOTS_WAITING_TTL = PREFIX + "slots:waiting:ttl"
+SLOTS_WOKEN = PREFIX + "slots:woken"
+SLOTS_SEQ = PREFIX + "slots:seq"
 
 
 def sub(sid: str) -> str:
