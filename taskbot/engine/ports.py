@@ -109,3 +109,54 @@ class Jobs(Protocol):
     def enqueue_at(self, when: datetime, func: str, *args: Any, job_id: str) -> None: ...
 
     def cancel(self, job_id: str) -> None: ...
+
+
+# -- the model port: what the agent loop needs of an LLM provider -------------------------------
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool the model asked for: ``arguments`` is the model's JSON text, parsed by the tool."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = Usage()
+
+
+class ModelError(Exception):
+    """A model call that failed. ``retryable`` ones (rate limits, provider errors, time-outs) are
+    tried again with backoff, not before ``retry_after`` seconds when the provider said so."""
+
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Model(Protocol):
+    """An LLM provider (the litellm adapter in production). ``opts`` carry ``api_base``,
+    ``api_key_env`` and ``timeout`` from the assistant and the settings."""
+
+    def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                 **opts: Any) -> Completion:
+        """One chat completion; raise :class:`ModelError` when it fails."""
+        ...
+
+    def image(self, model: str, prompt: str, **opts: Any) -> bytes:
+        """Generate one image (PNG bytes); raise :class:`ModelError` when the model cannot."""
+        ...
