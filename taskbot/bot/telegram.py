@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from telegram import Bot
-from telegram.error import RetryAfter, TelegramError
+from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from taskbot.channels.telegram import TelegramChannel, retry_seconds
 from taskbot.engine import keys
@@ -149,12 +149,21 @@ async def receive(engine: Engine, channel: TelegramChannel, url: str | None, web
     """Register the webhook when there is a public URL and a secret; long-poll otherwise (or when refused)."""
     async with channel.bot() as bot:
         if url and webhook_secret:
-            try:
-                await bot.set_webhook(url, secret_token=webhook_secret, allowed_updates=ALLOWED_UPDATES)
-                log.info("Telegram webhook set to %s", url)
-                return
-            except TelegramError as exc:
-                log.error("Telegram refused the webhook %s (%s): receiving by long polling instead", url, exc)
+            backoff = 1.0
+            while True:
+                try:
+                    await bot.set_webhook(url, secret_token=webhook_secret, allowed_updates=ALLOWED_UPDATES)
+                    log.info("Telegram webhook set to %s", url)
+                    return
+                except RetryAfter as exc:
+                    await asyncio.sleep(retry_seconds(exc))
+                except BadRequest as exc:  # e.g. not an HTTPS URL: no retry will change Telegram's mind
+                    log.error("Telegram refused the webhook %s (%s): receiving by long polling instead", url, exc)
+                    break
+                except TelegramError as exc:  # unreachable, or a token to fix: keep the webhook way, try again
+                    log.warning("setWebhook failed (%s); trying again in %.0fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
         elif url:
             log.warning("TELEGRAM_WEBHOOK_SECRET is not set: receiving Telegram updates by long polling")
         await poll(engine, bot)

@@ -47,6 +47,8 @@ class FakeTelegram:
     token: str = "123456:TEST-token"
     calls: list[Call] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
+    #: set to a description to make setWebhook answer 400 with it (Telegram wants an HTTPS URL, ...)
+    webhook_refusal: str | None = None
     _refusals: dict[str, list[Refusal]] = field(default_factory=dict)
     _blocked: dict[str, str] = field(default_factory=dict)
     _updates: list[dict[str, Any]] = field(default_factory=list)
@@ -180,6 +182,8 @@ class FakeTelegram:
                                                "chat": message["chat"]}
             return message
         if method == "setWebhook":
+            if self.webhook_refusal:
+                return Refusal(400, self.webhook_refusal)
             self.webhook = {k: v for k, v in a.items() if k != "result"}
             return True
         if method == "deleteWebhook":

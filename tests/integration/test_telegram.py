@@ -409,8 +409,12 @@ def test_task_commands_in_telegram_answer_in_the_chat_and_check_who_asks(engine,
     assert engine.store.run_fields(rid)["status"] == "cancelled"
 
 
-def test_long_polling_when_there_is_no_public_url(engine, fake_telegram, drain, wait_for, monkeypatch):
-    monkeypatch.delenv("TASKBOT_PUBLIC_URL")
+@pytest.mark.parametrize("why", ["no public URL", "webhook refused"])
+def test_long_polling_without_a_webhook(engine, fake_telegram, drain, wait_for, monkeypatch, why):
+    if why == "no public URL":
+        monkeypatch.delenv("TASKBOT_PUBLIC_URL")
+    else:
+        fake_telegram.webhook_refusal = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
     engine.import_contacts(LINKED)
     engine.apply_definition(WEEKLY.replace("alice@example.com, bob@example.com, carol@example.com",
                                            "alice@example.com"))
@@ -426,7 +430,7 @@ def test_long_polling_when_there_is_no_public_url(engine, fake_telegram, drain, 
     drain()
     assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "The parser"}
     assert fake_telegram.calls_to("deleteWebhook")
-    assert fake_telegram.calls_to("setWebhook") == []
+    assert [c.status for c in fake_telegram.calls_to("setWebhook")] == ([] if why == "no public URL" else [400])
     offsets = [int(c.args.get("offset") or 0) for c in fake_telegram.calls_to("getUpdates")]
     assert {9002, 9003} <= set(offsets)  # the offset moved past each update once it was stored
     assert offsets == sorted(offsets)
