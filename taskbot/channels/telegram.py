@@ -19,6 +19,7 @@ import logging
 import re
 import secrets
 import time
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -129,8 +130,12 @@ class TelegramChannel:
 
     @classmethod
     def from_settings(cls, token: str, api_url: str, redis_url: str, lease_seconds: float = 60.0) -> TelegramChannel:
+        r = redis.Redis.from_url(redis_url)
         # A send must not wait so long that its claim (a lease long) runs out under it.
-        return cls(token, api_url, redis.Redis.from_url(redis_url), max_wait=min(10.0, lease_seconds / 2))
+        channel = cls(token, api_url, r, max_wait=min(10.0, lease_seconds / 2))
+        # Its own connections close with it: left to the garbage collector, a socket may go first (ResourceWarning).
+        weakref.finalize(channel, r.close)
+        return channel
 
     def resolve(self, contact: Contact) -> str | None:
         return contact.telegram_chat_id or None
