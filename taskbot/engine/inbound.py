@@ -96,7 +96,8 @@ class Inbox:
         """The sub-task a message answers: its thread or token, else the sender's latest open one."""
         channel, reply_to = msg["channel"], msg.get("reply_to")
         if reply_to:
-            for key in (keys.token(reply_to), keys.thread(channel, reply_to)):
+            # tokens are lower-case hex: a mail system that lower-cases addresses still finds them
+            for key in (keys.token(reply_to.lower()), keys.thread(channel, reply_to)):
                 sid = self.e.r.get(key)
                 if sid is not None:
                     return str(sid.decode())
@@ -204,7 +205,8 @@ class Inbox:
             sub = sub or self.e.store.sub_fields(sid)
             address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
             out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
-                           subtask_id=sid, reply_token=sub.get("token"))
+                           subtask_id=sid, reply_token=sub.get("token"),
+                           subject=self.e.definition_of(sub["run_id"]).name if sub.get("run_id") else None)
             try:
                 delivery = self.e.subtasks.send(out)
             except DeliveryFailed as exc:
@@ -224,8 +226,8 @@ class Inbox:
     def _direct(self, iid: str, msg: dict[str, str]) -> None:
         """No sub-task: a direct conversation with the assistant (the scripted one has no tasks to offer)."""
         channel = self.e.channels.get(msg["channel"])
-        if channel is None or msg["channel"] == "web":
-            return
+        if channel is None or msg["channel"] == "web" or json.loads(msg.get("meta") or "{}").get("auto_reply"):
+            return  # an automatic reply that routes nowhere gets no answer (two robots would loop)
         try:
             channel.send(Outbound(Address(msg["channel"], msg["sender"]), NO_TASK_TEXT, key=f"direct:{iid}",
                                   kind="direct", thread=msg.get("reply_to") or None))

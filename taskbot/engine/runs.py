@@ -176,7 +176,7 @@ class Runs:
                 sid = f"{rid}-{base + i}"
                 sids.append(sid)
                 contact = contacts.get(pid)
-                token = secrets.token_urlsafe(16)
+                token = secrets.token_hex(16)  # lower-case: survives mail systems that fold case
                 p.hset(keys.sub(sid), mapping={
                     "id": sid, "run_id": rid, "step": step, "kind": kind, "participant_id": pid,
                     "name": contact.name if contact else pid, "status": "pending", "chases_sent": 0,

@@ -128,7 +128,10 @@ class Subtasks:
         if retry_at is None:
             self.e.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
-            self.e.r.zadd(keys.LEASES, {member: retry_at})
+            with self.e.r.pipeline(transaction=False) as p:
+                p.zadd(keys.LEASES, {member: retry_at})
+                p.hdel(keys.REDRIVES, member)  # a planned deferral is not a failure: it never gives up
+                p.execute()
 
     @staticmethod
     def _stranger(pid: str) -> Contact:
@@ -231,7 +234,8 @@ class Subtasks:
         if self.claim(sid, key) != 1:
             return  # sent already, or being sent by another worker that sets the next check
         out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
-                       thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"))
+                       thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
+                       subject=self.e.definition_of(sub["run_id"]).name)
         try:
             delivery = self.send(out)
         except DeliveryFailed as exc:

@@ -169,7 +169,7 @@ class FakeTelegram:
             text = str(a.get("text") or "")
             if not text:
                 return Refusal(400, "Bad Request: message text is empty")
-            if len(text) > 4096:
+            if len(text.encode("utf-16-le")) // 2 > 4096:  # Telegram counts UTF-16 code units
                 return Refusal(400, "Bad Request: message is too long")
             chat = int(a["chat_id"])
             message: dict[str, Any] = {"message_id": next(self._ids), "date": int(time.time()), "text": text,

@@ -228,6 +228,39 @@ def test_a_reply_goes_to_the_sub_task_of_the_message_it_answers(engine, telegram
     assert subtasks(engine, run_b)["alice@example.com"]["status"] == "completed"
 
 
+def test_a_long_opening_goes_out_in_parts_and_a_reply_to_it_routes_back(engine, fake_telegram, telegram, drain):
+    engine.import_contacts(LINKED)
+    # 3,000 emoji: 3,000 characters but 6,000 UTF-16 units, which is what Telegram counts
+    long = POLL.format(id="long", people="alice@example.com")
+    engine.apply_definition(long.replace("template:\n", "template:\n  instructions: " + "\U0001F600" * 3000 + "\n"))
+    engine.apply_definition(POLL.format(id="short", people="alice@example.com"))
+    run_long = engine.runs.trigger("long")
+    drain()
+    run_short = engine.runs.trigger("short")
+    drain()
+    *parts, short_opening = fake_telegram.sent(ALICE)
+    units = [len(p["text"].encode("utf-16-le")) // 2 for p in parts]
+    assert units == [4096, 6000 - 4096 + len("\n\nlong: first question?")]
+    assert short_opening["text"] == "short: first question?"
+    assert "".join(p["text"] for p in parts).replace("\n", "") == "\U0001F600" * 3000 + "long: first question?"
+
+    telegram.says(ALICE, "yes", reply_to=parts[-1]["message_id"])  # the part with the question
+    drain()
+    assert subtasks(engine, run_long)["alice@example.com"]["data"] == {"first": "yes"}
+    assert subtasks(engine, run_short)["alice@example.com"]["data"] == {}
+
+
+def test_while_telegram_is_unreachable_openings_wait_instead_of_failing(engine, fake_telegram, drain):
+    engine.import_contacts(LINKED)
+    engine.apply_definition(WEEKLY)
+    fake_telegram.stop()
+    rid = engine.runs.trigger("weekly-status")
+    drain()
+    view = engine.run_view(rid)
+    assert view["status"] == "running"
+    assert [s["status"] for s in view["subtasks"]] == ["pending"] * 3
+
+
 @pytest.mark.parametrize(("fault", "options"), [("wrong secret", {"secret": "not-the-secret"}),
                                                   ("missing secret", {"send_secret": False}),
                                                   ("empty secret", {"secret": ""})])
