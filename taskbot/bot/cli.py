@@ -176,7 +176,7 @@ def contacts_list() -> None:
 
 
 @contacts.command("link")
-@click.argument("channel", type=click.Choice(["telegram"]))
+@click.argument("channel", type=click.Choice(["telegram"]), metavar="CHANNEL")
 @click.argument("contact")
 @handles_errors
 def contacts_link(channel: str, contact: str) -> None:
