@@ -15,6 +15,7 @@ import hashlib
 import html
 import logging
 import re
+import weakref
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -106,7 +107,10 @@ class EmailChannel:
             password = secret(settings.imap_password) or secret(settings.smtp_password) or ""
             mailbox = MailboxConfig(settings.imap_host, settings.imap_port, user, password, settings.imap_ssl,
                                     settings.imap_poll, Path(settings.data_dir).expanduser() / "attachments")
-        return cls(smtp, settings.email_from, redis.Redis.from_url(settings.redis_url), mailbox)
+        r = redis.Redis.from_url(settings.redis_url)
+        channel = cls(smtp, settings.email_from, r, mailbox)
+        weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
+        return channel
 
     def resolve(self, contact: Contact) -> str | None:
         return contact.email.strip().lower() if contact.email else None

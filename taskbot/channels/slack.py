@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import re
+import weakref
 from typing import Any
 
 import redis
@@ -86,7 +87,10 @@ class SlackChannel:
     def from_settings(cls, token: str, api_url: str, redis_url: str) -> SlackChannel:
         handlers = [ConnectionErrorRetryHandler(max_retry_count=2), ShortRateLimitRetry(max_retry_count=2)]
         client = WebClient(token=token, base_url=api_url, timeout=15, retry_handlers=handlers)
-        return cls(client, redis.Redis.from_url(redis_url))
+        r = redis.Redis.from_url(redis_url)
+        channel = cls(client, r)
+        weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
+        return channel
 
     def resolve(self, contact: Contact) -> str | None:
         if contact.slack_user_id:
