@@ -59,8 +59,16 @@ class Store:
 
     # -- contacts and datasets -------------------------------------------
     def put_contacts(self, contacts: list[Contact]) -> None:
+        """Store contacts and their indexes; an index entry a contact no longer has is dropped."""
+        before = self.r.hmget(keys.CONTACTS, [c.id for c in contacts]) if contacts else []
         with self.r.pipeline() as p:
-            for c in contacts:
+            for c, raw in zip(contacts, before, strict=True):
+                if raw is not None:
+                    old = Contact.model_validate_json(raw)
+                    for field, index in keys.CONTACT_INDEXES.items():
+                        value = getattr(old, field)
+                        if value and value != getattr(c, field):
+                            p.hdel(index, str(value).lower() if field == "email" else str(value))
                 p.hset(keys.CONTACTS, c.id, c.model_dump_json(exclude_none=True))
                 for field, index in keys.CONTACT_INDEXES.items():
                     value = getattr(c, field)
