@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from taskbot.engine.engine import Engine
 from taskbot.engine.errors import Conflict, InvalidInput, NotFound
-from taskbot.engine.views import message_view
+from taskbot.engine.views import chat_view
 
 from . import pages
 from .settings import Settings
@@ -160,7 +160,7 @@ def chat_page(token: str, engine: EngineDep) -> Response:
         run = engine.store.run_fields(sub["run_id"])
     except NotFound:
         return not_found_page("This chat link is not valid. Check that you copied the whole link.")
-    messages = [message_view(m) for m in engine.store.conversation(sid)]
+    messages = chat_view(engine, sid)
     title = engine.definition_of(run).name
     name = sub.get("name") or sub["participant_id"]
     return html(pages.chat_page(token, title, name, sub["status"], messages, form_id=uuid.uuid4().hex))
@@ -186,7 +186,7 @@ def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dic
     """The conversation as ``{role, text, at}`` (roles: user, assistant, system)."""
     sid = engine.inbox.subtask_for_token(token)
     response.headers["Cache-Control"] = "no-store"
-    return [message_view(m) for m in engine.store.conversation(sid)]
+    return chat_view(engine, sid)
 
 
 @chat.post("/chat/{token}/messages", status_code=202)

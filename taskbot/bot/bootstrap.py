@@ -8,8 +8,10 @@ import logging
 import redis
 
 from taskbot.channels import build_channels
+from taskbot.engine.agent import AgentConfig
 from taskbot.engine.engine import Engine
 from taskbot.engine.queue import RQJobs
+from taskbot.llm import LiteLLM  # cheap: litellm itself is imported on the first model call
 
 from .settings import Settings
 
@@ -33,9 +35,12 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False) ->
     if announce:
         for line in off:
             log.info(line)
+    agent = AgentConfig(history=settings.history_messages, max_steps=settings.max_turn_steps,
+                        retries=settings.model_retries, backoff=settings.model_backoff, timeout=settings.model_timeout)
     return Engine(r, RQJobs(r), channels, default_model=settings.model, lease_seconds=settings.lease_seconds,
                   batch_size=settings.batch_size, public_url=settings.base_url,
-                  webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()])
+                  webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
+                  model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks)
 
 
 @functools.cache

@@ -147,6 +147,33 @@ def tasks_delete(task_id: str) -> None:
     click.echo(f"deleted task {task_id}")
 
 
+# -- assistants -------------------------------------------------------------------------
+@cli.group()
+def assistants() -> None:
+    """Assistants: which model (scripted, or a litellm model string), prompt, tools, limits."""
+
+
+@assistants.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handles_errors
+def assistants_apply(file: Path) -> None:
+    """Validate FILE (YAML: id, model, api_base, api_key_env, system_prompt, tools, ...) and store it."""
+    assistant = engine().apply_assistant(file.read_text(encoding="utf-8"))
+    click.echo(f"applied assistant {assistant.id} ({assistant.model})")
+
+
+@assistants.command("list")
+@handles_errors
+def assistants_list() -> None:
+    """List assistants (the built-in `default` uses TASKBOT_MODEL)."""
+    table = Table("id", "model", "api base", "tools", "max concurrent")
+    e = engine()
+    for a in e.store.list_assistants(e.default_model):
+        table.add_row(a.id, a.model, a.api_base or "—", ", ".join(a.tools) or "all",
+                      str(a.max_concurrent_tasks or "—"))
+    out.print(table)
+
+
 # -- directory --------------------------------------------------------------------------
 @cli.group()
 def contacts() -> None:
@@ -271,10 +298,18 @@ def status(run_id: str, as_json: bool) -> None:
               markup=False)
     if view["error_message"]:
         out.print(f"error: {view['error_message']}", markup=False)
+    usage = view["usage"]
+    if usage["model_calls"]:
+        out.print(f"tokens: {usage['total_tokens']:,} ({usage['prompt_tokens']:,} prompt, "
+                  f"{usage['completion_tokens']:,} completion) in {usage['model_calls']} model calls", markup=False)
     table = Table("participant", "channel", "status", "chases", "last activity", "link / reason")
+    tokens = any("usage" in s for s in view["subtasks"])
+    if tokens:
+        table.add_column("tokens", justify="right")
     for s in view["subtasks"]:
-        table.add_row(s["name"], s["channel"] or "—", s["status"], str(s["chases_sent"]),
-                      s["last_activity_at"] or "—", s.get("chat_url") or s["reason"] or "")
+        row = [s["name"], s["channel"] or "—", s["status"], str(s["chases_sent"]), s["last_activity_at"] or "—",
+               s.get("chat_url") or s["reason"] or ""]
+        table.add_row(*row, *([f"{s['usage']['total_tokens']:,}" if "usage" in s else "—"] if tokens else []))
     out.print(table)
 
 

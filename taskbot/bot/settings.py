@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     #: How often the scheduler moves due reminders to the queue and sweeps leases (seconds).
     scheduler_interval: float = Field(0.5, alias="TASKBOT_SCHEDULER_INTERVAL")
     batch_size: int = Field(100, alias="TASKBOT_FANOUT_BATCH")
+    #: Assistants on a litellm model: conversation messages sent with each call (0: all of them),
+    #: model calls per turn, retries of a rate limit or provider error, first backoff, call time-out.
+    history_messages: int = Field(20, alias="TASKBOT_HISTORY_MESSAGES", ge=0)
+    max_turn_steps: int = Field(6, alias="TASKBOT_MAX_TURN_STEPS", ge=1)
+    model_retries: int = Field(4, alias="TASKBOT_MODEL_RETRIES", ge=0)
+    model_backoff: float = Field(1.0, alias="TASKBOT_MODEL_BACKOFF", ge=0)
+    model_timeout: float = Field(120.0, alias="TASKBOT_MODEL_TIMEOUT", gt=0)
     #: Slack: the channel is on when the bot token is set (SPEC §9).
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")

@@ -19,10 +19,12 @@ from typing import Any
 import redis
 
 from . import keys
+from .agent import AgentConfig
+from .conversation import Conversations
 from .events import Events
 from .inbound import Inbox
 from .model import Assistant, Contact, ConversationState, TaskDefinition, TaskState
-from .ports import Channel, Clock, Jobs, SystemClock
+from .ports import Channel, Clock, Jobs, Model, SystemClock
 from .runs import Runs
 from .schedules import Schedules
 from .store import Store
@@ -70,6 +72,9 @@ class Engine:
         batch_size: sub-tasks opened per fan-out job.
         public_url: base URL for web chat links.
         webhook_urls: where system events are POSTed (none: events are not recorded).
+        model: the LLM port for assistants whose model is not ``scripted`` (the litellm adapter).
+        agent: how the agent loop behaves (history bound, steps per turn, retries).
+        max_concurrent: most assistant turns at once across every worker.
     """
 
     def __init__(
@@ -84,6 +89,9 @@ class Engine:
         batch_size: int = 100,
         public_url: str = "http://127.0.0.1:8080",
         webhook_urls: Sequence[str] = (),
+        model: Model | None = None,
+        agent: AgentConfig | None = None,
+        max_concurrent: int = 10,
     ) -> None:
         self.r = r
         self.store = Store(r)
@@ -99,6 +107,7 @@ class Engine:
         self.subtasks = Subtasks(self)
         self.inbox = Inbox(self)
         self.schedules = Schedules(self)
+        self.conversations = Conversations(self, model, agent or AgentConfig(), max_concurrent)
 
     # -- helpers shared by the mixins -------------------------------------
     def now(self) -> float:
@@ -151,6 +160,15 @@ class Engine:
         definition = load_definition_text(data) if isinstance(data, str) else load_definition(data)
         return self.runs.apply(definition)
 
+    def apply_assistant(self, data: Any) -> Assistant:
+        """Validate and store an assistant (a mapping, or YAML/JSON text); refused whole."""
+        from .definitions import parse_yaml, validate
+
+        assistant: Assistant = validate(Assistant, parse_yaml(data) if isinstance(data, str) else data)
+        self.store.put_assistant(assistant)
+        self.conversations.forget(assistant.id)
+        return assistant
+
     def import_contacts(self, rows: list[dict[str, Any]]) -> list[Contact]:
         """Validate every row, then store them all (or none)."""
         from .definitions import load_contacts
@@ -176,6 +194,19 @@ class Engine:
 
         return run_view(self, rid, conversations=conversations)
 
+    def deliverable_file(self, did: str) -> bytes:
+        """The bytes of an image or file deliverable.
+
+        Raises:
+            NotFound: no such deliverable, or it is not a file.
+        """
+        data = self.r.get(keys.deliverable_file(did))
+        if data is None:
+            from .errors import NotFound
+
+            raise NotFound("deliverable file", did)
+        return bytes(data)
+
     def list_runs(self, task_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first, without sub-task conversations (they can be large)."""
         from .views import run_view
@@ -194,6 +225,7 @@ class Engine:
         Called by the scheduler loop about once a second. The lease is pushed forward before
         the job is enqueued, so a busy queue does not get the same item over and over.
         """
+        self.conversations.slots.sweep()  # slots of dead workers back, waiters that may go woken
         now = self.now()
         members = [m.decode() for m in self.r.zrangebyscore(keys.LEASES, "-inf", now, start=0, num=limit)]
         if not members:

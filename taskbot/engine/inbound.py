@@ -120,8 +120,13 @@ class Inbox:
         else:
             sub: dict[str, str] | None = None
             if msg["state"] == "stored":
-                sub = self._apply(iid, sid, msg)
+                outcome = self.e.conversations.take_turn(iid, sid, msg)  # a model's turn; None: scripted
+                if outcome == "wait":
+                    return  # queued for a turn slot: the message and its lease stay until it is woken
+                sub = self._apply(iid, sid, msg) if outcome is None else None
                 msg = decode_hash(self.e.r.hgetall(keys.inbound(iid))) if sub is None else msg
+            if msg.get("effects"):
+                self.e.conversations.run_effects(iid, sid, msg)
             if msg["state"] == "applied":
                 self._reply(iid, sid, msg, sub)
             if msg.get("done") == "1":

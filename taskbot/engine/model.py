@@ -145,10 +145,13 @@ class TemplateSpec(Strict):
 
 
 class ConversationState(Strict):
+    """The assistant talks with the run's owner; with no fields it is a free conversation that
+    ends when the assistant completes it (a litellm model) or at the owner's first reply (scripted)."""
+
     type: Literal["conversation"]
     name: str | None = None
     instructions: str = ""
-    fields: list[FieldSpec] = Field(min_length=1)
+    fields: list[FieldSpec] = Field(default_factory=list)
 
 
 class TaskState(TemplateSpec):
@@ -259,9 +262,27 @@ class Contact(Strict):
 
 
 class Assistant(Strict):
+    """``model`` is ``scripted`` or a litellm model string (``openai/gpt-4o-mini``, ``ollama/llama3``);
+    ``api_base`` points it at a server of your own (an OpenAI-compatible one, Ollama, a proxy) and
+    ``api_key_env`` names the environment variable holding its key (the key itself is never stored)."""
+
     id: str
     model: str = "scripted"
     system_prompt: str = ""
     tools: list[str] = Field(default_factory=list)
     channels: list[ChannelName] = Field(default_factory=lambda: list(CHANNELS))
     max_concurrent_tasks: int | None = Field(default=None, ge=1)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    image_model: str | None = None  # for `image` deliverables; default: ``model``
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("must be a slug: lowercase letters, digits, - and _")
+        return value
+
+    @property
+    def scripted(self) -> bool:
+        return self.model == "scripted"

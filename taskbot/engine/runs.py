@@ -80,15 +80,22 @@ class Runs:
             raise Conflict(f"task {task_id!r} is inactive; activate it first")
         if kind not in TRIGGER_KINDS:
             raise InvalidInput("trigger.kind", f"must be one of {', '.join(TRIGGER_KINDS)}")
+        return self.start(definition, data, kind=kind, by=by)
+
+    def start(self, definition: TaskDefinition, data: dict[str, Any] | None = None, *, kind: str,
+              by: str | None = None, rid: str | None = None, extra: dict[str, Any] | None = None) -> str:
+        """Create a pending run of ``definition`` (stored or made up, as for a delegation)."""
         from .engine import new_id
 
-        rid = new_id()
+        definition = self.e.conversations.plan(definition, kind)
+        task_id = definition.id
+        rid = rid or new_id()
         now = self.e.now()
         owner = definition.owner or by or "owner"
         fields = {
             "id": rid, "task_id": task_id, "status": RunStatus.PENDING, "owner": owner,
             "trigger": dumps({"kind": kind, "by": by}), "gathered": dumps(data or {}),
-            "created_at": now, "step": 0,
+            "created_at": now, "step": 0, **(extra or {}),
         }
         with self.e.r.pipeline() as p:
             p.set(keys.run_definition(rid), definition.model_dump_json(exclude_none=True))
@@ -116,7 +123,8 @@ class Runs:
         else:
             state = states[step]
             if isinstance(state, CompileState):
-                self.compile(rid, step, state)
+                if not self.compile(rid, step, state):
+                    return  # waiting for a model slot: the step's lease stays, a freed slot wakes it
             else:
                 self._fan_out(run, step, state)
         self.e.release(member)
@@ -228,11 +236,12 @@ class Runs:
         else:
             self.e.release(member)
 
-    def compile(self, rid: str, step: int, state: CompileState) -> None:
-        """The scripted compile: a Markdown report deliverable of every fan-out state's answers."""
-        from .engine import new_id
-
+    def compile(self, rid: str, step: int, state: CompileState) -> bool:
+        """Compile the deliverable: through the assistant's model, or (scripted) a Markdown report of
+        every fan-out state's answers. False while it waits for a model slot."""
         run = self.e.store.run_fields(rid)
+        if not self.e.assistant_of(run).scripted:
+            return self.e.conversations.compile(rid, step, state)
         definition = self.e.definition_of(run)
         states = definition.states()
         subs = self.e.store.subs_fields(self.e.store.sub_ids(rid))
@@ -252,6 +261,17 @@ class Runs:
                                                 definition.description if i == 0 else "", fields, people,
                                                 gathered if i == len(sections) - 1 else None)
                                 for i, (fields, people) in enumerate(sections))
+        summary = content.splitlines()[2] if len(content.splitlines()) > 2 else definition.name
+        if self.deliver(rid, step, {"output_type": definition.output_type, "title": definition.name,
+                                    "content": content}, summary):
+            self.advance(rid, step + 1)
+        return True
+
+    def deliver(self, rid: str, step: int, deliverable: dict[str, Any], summary: str, file: bytes | None = None,
+                usage: Any = None) -> bool:
+        """Store the compile step's deliverable and move the run on, once (False: it moved already)."""
+        from .engine import new_id
+
         did = new_id()
 
         def store(p: Any) -> bool:
@@ -259,17 +279,18 @@ class Runs:
             if current[0] != RunStatus.RUNNING.encode() or int(current[1]) != step:
                 return False
             p.multi()
-            p.hset(keys.deliverable(did), mapping={
-                "id": did, "run_id": rid, "output_type": definition.output_type, "title": definition.name,
-                "content": content, "created_at": self.e.now()})
+            p.hset(keys.deliverable(did), mapping={"id": did, "run_id": rid, **deliverable,
+                                                   "created_at": self.e.now()})
+            if file is not None:
+                p.set(keys.deliverable_file(did), file)
             p.rpush(keys.run_deliverables(rid), did)
-            p.hset(keys.run(rid), mapping={"step": step + 1, "result_summary": content.splitlines()[2]
-                                           if len(content.splitlines()) > 2 else definition.name})
+            p.hset(keys.run(rid), mapping={"step": step + 1, "result_summary": summary})
             self.e.lease(p, f"step:{rid}:{step + 1}")
+            if usage is not None:
+                usage(p)
             return True
 
-        if self.e.r.transaction(store, keys.run(rid), value_from_callable=True):
-            self.advance(rid, step + 1)
+        return bool(self.e.r.transaction(store, keys.run(rid), value_from_callable=True))
 
     # -- end states ----------------------------------------------------------
     def _end(self, rid: str, status: RunStatus, allowed: frozenset[str], **extra: Any) -> bool:
@@ -304,6 +325,7 @@ class Runs:
         the claim is given back only when the send fails in a way worth retrying.
         """
         member = f"notify:{rid}:{kind}"
+        self.e.conversations.deliver_result(rid)  # a delegated run's result goes back to who asked
         run = self.e.store.run_fields(rid)
         owner = run["owner"]
         contact = self.e.store.find_contacts([owner]).get(owner) or Contact(

@@ -48,14 +48,15 @@ class Schedules:
         self.e = engine
         self._advance = engine.r.register_script(ADVANCE)
 
-    def create(self, task_id: str, cron: str, tz: str = "UTC", data: dict[str, Any] | None = None) -> dict[str, Any]:
+    def create(self, task_id: str, cron: str, tz: str = "UTC", data: dict[str, Any] | None = None,
+               schedule_id: str | None = None) -> dict[str, Any]:
         definition = self.e.store.get_definition(task_id)
         if not definition.active:
             raise Conflict(f"task {task_id!r} is inactive; an inactive task cannot get new schedules")
         check(cron, tz)
         from .engine import new_id
 
-        sid = new_id(4)
+        sid = schedule_id or new_id(4)
         nxt = next_time(cron, tz, self.e.now())
         schedule = {"id": sid, "task_id": task_id, "cron": cron, "timezone": tz, "data": data or {},
                     "enabled": True}

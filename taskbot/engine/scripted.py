@@ -22,9 +22,11 @@ class Turn:
 
 
 def opening(instructions: str, fields: list[FieldSpec]) -> str:
-    """The first message: the instructions, then the first field's prompt."""
-    first = ask(fields[0])
-    return f"{instructions.strip()}\n\n{first}" if instructions.strip() else first
+    """The first message: the instructions, then the first field's prompt (if there are fields)."""
+    first = ask(fields[0]) if fields else ""
+    if not instructions.strip():
+        return first
+    return f"{instructions.strip()}\n\n{first}" if first else instructions.strip()
 
 
 def ask(spec: FieldSpec) -> str:

@@ -57,6 +57,12 @@ class Store:
             return Assistant(id="default", model=default_model)
         raise NotFound("assistant", assistant_id)
 
+    def list_assistants(self, default_model: str = "scripted") -> list[Assistant]:
+        raw = self.r.hgetall(keys.ASSISTANTS)
+        found = {a.id: a for a in (Assistant.model_validate_json(v) for v in raw.values())}
+        found.setdefault("default", Assistant(id="default", model=default_model))
+        return sorted(found.values(), key=lambda a: a.id)
+
     # -- contacts and datasets -------------------------------------------
     def put_contacts(self, contacts: list[Contact]) -> None:
         """Store contacts and their indexes; an index entry a contact no longer has is dropped."""
@@ -153,3 +159,15 @@ class Store:
 
     def notifications(self, owner: str, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(n) for n in self.r.lrange(keys.notifications(owner), -limit, -1)]
+
+    # -- what assistants produced and used ---------------------------------------
+    def saved(self, rid: str) -> list[dict[str, str]]:
+        """Content an assistant saved with ``save_content`` during the run, oldest first."""
+        return [json.loads(s) for s in self.r.lrange(keys.run_saved(rid), 0, -1)]
+
+    def usage(self, rid: str | None = None) -> dict[str, int]:
+        """Tokens used by a run's model calls (or by every run): prompt, completion, total, calls."""
+        raw = decode_hash(self.r.hgetall(keys.run_usage(rid) if rid else keys.USAGE))
+        prompt, completion = int(raw.get("prompt", 0)), int(raw.get("completion", 0))
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                "model_calls": int(raw.get("calls", 0))}

@@ -17,7 +17,6 @@ from .chase import decide
 from .errors import NotFound
 from .model import ChaseSpec, Contact, TaskState
 from .ports import Address, Delivery, DeliveryFailed, Outbound
-from .scripted import opening
 from .selection import select_channel
 from .store import dumps
 
@@ -147,7 +146,7 @@ class Subtasks:
         token = sub["token"]
         step = int(sub["step"])
         state = self.e.state_of(run, step)
-        text = opening(state.instructions, list(state.fields))
+        text = self.e.conversations.opening(run, state)
         key = "open"
         if self.claim(sid, key) != 1:
             return
@@ -175,6 +174,7 @@ class Subtasks:
 
         if self.e.r.transaction(mark, keys.sub(sid), value_from_callable=True):
             self.schedule_check(sid, now + self.chase_spec(run, step).interval)
+            self.e.conversations.kickoff(run, sid, state)
 
     def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
         state = self.e.state_of(run, step)

@@ -21,10 +21,15 @@ def iso(ts: str | float | None) -> str | None:
 
 def message_view(m: dict[str, Any]) -> dict[str, Any]:
     out = {"role": m["role"], "text": m["text"], "at": iso(m["at"])}
-    for extra in ("kind", "late", "auto_reply", "attachments"):
+    for extra in ("kind", "late", "auto_reply", "attachments", "tool", "usage"):
         if extra in m:
             out[extra] = m[extra]
     return out
+
+
+def chat_view(engine: Engine, sid: str) -> list[dict[str, Any]]:
+    """The conversation as its participant sees it: the assistant's tool calls are not theirs to read."""
+    return [message_view(m) for m in engine.store.conversation(sid) if m.get("role") != "tool"]
 
 
 def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = True) -> dict[str, Any]:
@@ -36,6 +41,8 @@ def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = Tr
     }
     for t in SUB_TIMES:
         view[t] = iso(sub.get(t))
+    if "tokens_prompt" in sub:
+        view["usage"] = engine.conversations.usage_of(sub)
     if sub.get("channel") == "web" and sub.get("token"):
         view["chat_url"] = engine.chat_url(sub["token"])
     if conversation:
@@ -53,14 +60,20 @@ def run_view(engine: Engine, rid: str, *, subtasks: bool = True, conversations: 
     }
     for t in RUN_TIMES:
         view[t] = iso(run.get(t))
-    view["deliverables"] = [
-        {"id": d["id"], "run_id": d["run_id"], "output_type": d["output_type"], "title": d["title"],
-         "content": d["content"], "created_at": iso(d.get("created_at"))}
-        for d in engine.store.deliverables(rid)
-    ]
+    view["usage"] = engine.store.usage(rid)
+    view["deliverables"] = [deliverable_view(d) for d in engine.store.deliverables(rid)]
     if subtasks:
         subs = engine.store.subs_fields(engine.store.sub_ids(rid))
         view["subtasks"] = [subtask_view(engine, s, conversation=conversations) for s in subs if s]
+    return view
+
+
+def deliverable_view(d: dict[str, str]) -> dict[str, Any]:
+    """A deliverable; an image or a file names its file (its bytes: ``Engine.deliverable_file``)."""
+    view: dict[str, Any] = {"id": d["id"], "run_id": d["run_id"], "output_type": d["output_type"], "title": d["title"],
+                            "content": d["content"], "created_at": iso(d.get("created_at"))}
+    if d.get("filename"):
+        view["file"] = {"filename": d["filename"], "content_type": d.get("content_type"), "size": int(d["size"])}
     return view
 
 

@@ -1,0 +1,339 @@
+"""Conversations (SPEC §5): the scripted one, and the agent behind any other model.
+
+A :class:`Conversation` says how a sub-task opens and whether its turns are *live* (call a
+model). Scripted turns are pure and cheap, so the inbox computes them inside its transaction.
+Live turns go through :meth:`Conversations.take_turn`: take a concurrency slot, compute the
+turn outside any transaction (model calls, tools staging their effects), then apply it in one
+``WATCH``/``MULTI`` transaction that re-checks the inbound and the sub-task. A turn applied by
+another job meanwhile is dropped whole, so tool effects happen once. The participant's
+message is stored before any of this (``Inbox.receive``) and kept whatever the model does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import keys
+from .agent import AgentConfig, AgentTurn, history, run_turn, system_prompt
+from .errors import NotFound, TaskbotError
+from .limits import Slots
+from .model import Assistant, CompileState, ConversationState, FieldSpec, TaskDefinition
+from .ports import Completion, Inbound, Model, ModelError, Usage
+from .scripted import opening
+from .store import decode_hash, dumps
+from .subtasks import message
+from .tools import ToolContext, offered
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("taskbot.conversation")
+
+FAULT_TEXT = ("Sorry, I cannot answer right now (the assistant's service is failing). Your message is kept; "
+              "write again in a while and I will pick up from here.")
+ASSISTANT_TTL = 2.0
+KICKOFF_TEXT = "Start the task now. Do what it asks; ask the owner only for what you need."
+
+
+class Conversation(Protocol):
+    """How a sub-task's conversation runs."""
+
+    live: bool  # turns call a model: computed outside the transaction, holding a slot
+
+    def opening(self, definition: TaskDefinition, instructions: str, fields: list[FieldSpec]) -> str: ...
+
+
+class Scripted:
+    """The offline conversation: one field per turn (see :mod:`.scripted`)."""
+
+    live = False
+
+    def opening(self, definition: TaskDefinition, instructions: str, fields: list[FieldSpec]) -> str:
+        return opening(instructions, fields)
+
+
+class Agent:
+    """A litellm model with tools. The opening is written without the model: fanning out to a
+    thousand people costs no tokens and cannot fail on the provider; a conversation with no
+    fields (a direct task) starts with the assistant's own turn instead."""
+
+    live = True
+
+    def opening(self, definition: TaskDefinition, instructions: str, fields: list[FieldSpec]) -> str:
+        if not fields:
+            return f"On it: {definition.name}. I will write here if I need anything from you."
+        return opening(instructions, fields)
+
+
+SCRIPTED, AGENT = Scripted(), Agent()
+
+
+class NoModel:
+    """Stands in when no model adapter is wired: every live turn fails clearly."""
+
+    def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                 **opts: Any) -> Completion:
+        raise ModelError("no model adapter is configured", retryable=False)
+
+    def image(self, model: str, prompt: str, **opts: Any) -> bytes:
+        raise ModelError("no model adapter is configured", retryable=False)
+
+
+class Conversations:
+    def __init__(self, engine: Engine, model: Model | None, config: AgentConfig, max_concurrent: int) -> None:
+        self.e = engine
+        self.model: Model = model or NoModel()
+        self.config = config
+        self.slots = Slots(engine, max_concurrent, engine.lease_seconds)
+        self._assistants: dict[str, tuple[float, Assistant]] = {}
+
+    def assistant_for(self, rid: str) -> Assistant:
+        """The run's assistant, read at most every few seconds per process: every answer asks
+        whether its conversation is live, and the scripted path must stay one round trip lean."""
+        aid = self.e.definition_of(rid).assistant
+        now = time.monotonic()
+        cached = self._assistants.get(aid)
+        if cached is None or cached[0] < now:
+            cached = (now + ASSISTANT_TTL, self.e.store.get_assistant(aid, self.e.default_model))
+            self._assistants[aid] = cached
+        return cached[1]
+
+    def forget(self, assistant_id: str) -> None:
+        self._assistants.pop(assistant_id, None)
+
+    @staticmethod
+    def of(assistant: Assistant) -> Conversation:
+        return SCRIPTED if assistant.scripted else AGENT
+
+    def opening(self, run: dict[str, str], state: ConversationState | Any) -> str:
+        definition = self.e.definition_of(run)
+        return self.of(self.assistant_for(run["id"])).opening(definition, state.instructions, list(state.fields))
+
+    def plan(self, definition: TaskDefinition, kind: str) -> TaskDefinition:
+        """A direct task run by a model is a conversation with the owner, then the compile step
+        (a delegated one skips the conversation: another assistant asked, not a person)."""
+        if definition.template is not None or definition.workflow is not None or kind == "delegation":
+            return definition
+        if self.e.store.get_assistant(definition.assistant, self.e.default_model).scripted:
+            return definition
+        return TaskDefinition.model_validate({
+            **definition.model_dump(exclude_none=True),
+            "workflow": [{"type": "conversation", "instructions": definition.description},
+                         {"type": "compile", "instructions": definition.description}]})
+
+    # -- synthetic messages: the kick-off of a free conversation, a delegated result -----------------
+    def post_note(self, sid: str, text: str, note: str, provider_id: str, **meta: Any) -> None:
+        """Put a note from taskbot into a live conversation; it runs a turn like a message would."""
+        sub = self.e.store.sub_fields(sid)
+        self.e.inbox.receive(Inbound(sub.get("channel") or "web", sub.get("address") or sub["participant_id"],
+                                     text, provider_id, reply_to=sub["token"], meta={"note": note, **meta}))
+
+    def kickoff(self, run: dict[str, str], sid: str, state: Any) -> None:
+        """A conversation with no fields starts with the assistant's turn, not the owner's."""
+        if not state.fields and self.of(self.assistant_for(run["id"])).live:
+            self.post_note(sid, KICKOFF_TEXT, "kickoff", f"kickoff:{sid}")
+
+    def delegate(self, rid: str, assistant_id: str, instructions: str, parent_sid: str) -> None:
+        """Start the delegated run (its id was fixed when the tool ran, so this happens once)."""
+        if self.e.r.exists(keys.run(rid)):
+            return
+        parent = self.e.store.run_fields(self.e.store.sub_fields(parent_sid)["run_id"])
+        definition = TaskDefinition(id="delegation", name=f"Delegated to {assistant_id}", output_type="freeform",
+                                    description=instructions, assistant=assistant_id, owner=parent["owner"])
+        self.e.runs.start(definition, {}, kind="delegation", by=parent_sid, rid=rid,
+                          extra={"parent_sub": parent_sid})
+
+    def deliver_result(self, rid: str) -> None:
+        """A delegated run ended: its result goes back into the conversation that asked."""
+        run = self.e.store.run_fields(rid)
+        parent = run.get("parent_sub")
+        if not parent:
+            return
+        assistant = self.e.definition_of(run).assistant
+        if run["status"] in ("completed", "awaiting_review"):
+            body = "\n\n".join(d["content"] for d in self.e.store.deliverables(rid)) or "(no content)"
+        else:
+            body = f"It {run['status']}: {run.get('error_message') or 'no reason given'}"
+        text = f"Result of the work delegated to {assistant} (run {rid}):\n\n{body[:8000]}"
+        try:
+            self.post_note(parent, text, "delegation", f"delegation:{rid}", run_id=rid)
+        except NotFound:
+            log.warning("delegated run %s ended but its conversation %s is gone", rid, parent)
+
+    # -- a live turn --------------------------------------------------------------------------------
+    def take_turn(self, iid: str, sid: str, msg: dict[str, str]) -> str | None:
+        """Run the turn for stored message ``iid`` if its assistant is live.
+
+        Returns:
+            None for a scripted assistant (the inbox applies it); ``"wait"`` when the turn is
+            queued for a slot (the inbound and its lease stay); ``"applied"`` otherwise.
+        """
+        rid = self.e.r.hget(keys.sub(sid), "run_id")
+        if rid is None or self.assistant_for(rid.decode()).scripted:
+            return None
+        sub = self.e.store.sub_fields(sid)
+        run = self.e.store.run_fields(sub["run_id"])
+        assistant = self.e.assistant_of(run)
+        meta = json.loads(msg.get("meta") or "{}")
+        if sub["status"] != "running" or meta.get("auto_reply"):
+            self._apply(iid, sid, msg, run, None)
+            return "applied"
+        with self.slots.hold(f"in:{iid}", assistant.id, assistant.max_concurrent_tasks, f"sub:{sid}") as got:
+            if got != 1:
+                return "wait"
+            if self.e.r.hget(keys.inbound(iid), "state") != b"stored":
+                return "applied"  # another job applied it while this one waited
+            turn = self._compute(iid, self.e.store.sub_fields(sid), run, assistant, msg, meta)
+            self._apply(iid, sid, msg, run, turn)
+        return "applied"
+
+    def _compute(self, iid: str, sub: dict[str, str], run: dict[str, str], assistant: Assistant,
+                 msg: dict[str, str], meta: dict[str, Any]) -> AgentTurn:
+        from .inbound import MAX_TEXT
+
+        definition = self.e.definition_of(run)
+        state = self.e.state_of(run, int(sub["step"]))
+        fields: list[FieldSpec] = list(state.fields)
+        data = json.loads(sub["data"])
+        bound = self.config.history
+        stored = self.e.r.lrange(keys.sub_conv(sub["id"]), -max(4 * bound, 40) if bound else 0, -1)
+        conversation = [json.loads(m) for m in stored]
+        conversation.append({"role": "system" if meta.get("note") else "user", "text": msg["text"][:MAX_TEXT]})
+        tools = offered(assistant, definition)
+        ctx = ToolContext(self.e, sub["id"], run, definition, fields, dict(data), turn_key=iid)
+        system = system_prompt(assistant, definition, state.instructions, fields, data,
+                               sub.get("name") or sub["participant_id"], tools)
+        return run_turn(self.model, self.config, assistant, system, history(conversation, bound), tools, ctx)
+
+    def _apply(self, iid: str, sid: str, msg: dict[str, str], run: dict[str, str], turn: AgentTurn | None) -> None:
+        """Record the message and the turn's effects at once; nothing if another job did already."""
+        from .inbound import CLOSED_TEXT, MAX_TEXT, NOT_OPEN_TEXT
+
+        text, at = msg["text"], float(msg["at"])
+        cut = len(text) > MAX_TEXT
+        meta = json.loads(msg.get("meta") or "{}")
+        note = meta.get("note")
+        extra = {k: meta[k] for k in ("attachments",) if meta.get(k)}
+        usage = turn.usage if turn else Usage()
+
+        def apply(p: Any) -> bool:
+            if p.hget(keys.inbound(iid), "state") != b"stored":
+                return False
+            sub = decode_hash(p.hgetall(keys.sub(sid)))
+            now = self.e.now()
+            late = sub["status"] != "running"
+            first = (message("system", text[:MAX_TEXT], at, kind=note, **({"late": True} if late else {}))
+                     if note else message("user", text[:MAX_TEXT], at, **extra, **(
+                         {"auto_reply": True} if meta.get("auto_reply") else {"late": True} if late else {})))
+            entries = [first]
+            if cut:
+                entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
+            update: dict[str, Any] = {"state": "applied", "sid": sid, "done": "0", "reply": ""}
+            sub_update: dict[str, Any] = {}
+            notify = ""
+            if meta.get("auto_reply") or (late and note):
+                update["state"] = "replied"
+            elif late:
+                update["reply"] = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
+            elif turn is None or turn.failed:
+                reason = (turn.failed if turn else None) or "no turn"
+                entries.append(message("system", f"The assistant could not answer ({reason}); the message is kept "
+                                                 "and the next one tries again.", now, kind="fault"))
+                update["reply"] = "" if note else FAULT_TEXT
+                if not note:
+                    entries.append(message("assistant", FAULT_TEXT, now, kind="fault"))
+                sub_update["fault"] = reason
+                notify = "" if sub.get("fault") else reason
+            else:
+                data = json.loads(sub["data"])
+                data.update(turn.record)
+                for t in turn.log:
+                    entries.append(message("tool", f"{t['tool']}({t['arguments']}) → {t['result']}", now,
+                                           kind="refused" if t.get("refused") else "tool", tool=t["tool"]))
+                entries.append(message("assistant", turn.reply, now, kind="reply", usage={
+                    "prompt": turn.usage.prompt_tokens, "completion": turn.usage.completion_tokens}))
+                sub_update.update(data=dumps(data), fault="")
+                update.update(reply=turn.reply, done="1" if turn.done else "0")
+                if turn.effects:
+                    update["effects"] = dumps(turn.effects)
+            if update["state"] == "applied" and not update["reply"]:
+                update["state"] = "replied"
+            if not note and not late:
+                sub_update["last_activity_at"] = now
+            p.multi()
+            p.rpush(keys.sub_conv(sid), *entries)
+            if sub_update:
+                p.hset(keys.sub(sid), mapping=sub_update)
+            if "last_activity_at" in sub_update and sub.get("channel"):
+                p.zadd(keys.active(sub["channel"], sub["address"]), {sid: now}, xx=True)
+            for item in (turn.saved if turn and not turn.failed and not late else []):
+                p.rpush(keys.run_saved(run["id"]), dumps(item))
+            if notify:
+                self.e.notify(p, run["owner"], "assistant_error", run,
+                              f"The assistant could not answer {sub.get('name') or sub['participant_id']} in run "
+                              f"{run['id']} of {run['task_id']}: {notify}. Their message is kept; their next "
+                              "message tries again.")
+            self.count(p, run["id"], usage, turn.calls if turn else 0, sid)
+            p.hset(keys.inbound(iid), mapping=update)
+            return True
+
+        if not self.e.r.transaction(apply, keys.sub(sid), keys.inbound(iid), value_from_callable=True) and turn:
+            self.count_now(run["id"], usage, turn.calls, sid)  # spent, even though another job's turn won
+
+    def count(self, p: Any, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
+        """Add a turn's or a compile's tokens to its sub-task, its run and the grand total."""
+        if not calls:
+            return
+        for key in ([keys.sub(sid)] if sid else []):
+            p.hincrby(key, "tokens_prompt", usage.prompt_tokens)
+            p.hincrby(key, "tokens_completion", usage.completion_tokens)
+        for key in (keys.run_usage(rid), keys.USAGE):
+            p.hincrby(key, "prompt", usage.prompt_tokens)
+            p.hincrby(key, "completion", usage.completion_tokens)
+            p.hincrby(key, "calls", calls)
+
+    def count_now(self, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
+        with self.e.r.pipeline() as p:
+            self.count(p, rid, usage, calls, sid)
+            p.execute()
+
+    def run_effects(self, iid: str, sid: str, msg: dict[str, str]) -> None:
+        """Start what the turn's tools asked for outside the sub-task, each once (ids fixed by the turn)."""
+        for effect in json.loads(msg.get("effects") or "[]"):
+            marker = keys.effect(effect["id"])
+            if not self.e.r.set(marker, iid, nx=True, ex=30 * 86400):
+                continue
+            try:
+                if effect["kind"] == "delegate":
+                    self.delegate(effect["id"], effect["assistant"], effect["instructions"], sid)
+                elif effect["kind"] == "schedule":
+                    self.e.schedules.create(effect["task_id"], effect["cron"], effect["timezone"],
+                                            schedule_id=effect["id"])
+            except TaskbotError as exc:  # checked when the tool ran; changed since: say so, do not retry
+                log.warning("effect %s of %s refused: %s", effect, iid, exc)
+                self.e.r.rpush(keys.sub_conv(sid), message("system", f"{effect['kind']} failed: {exc}",
+                                                           self.e.now(), kind="fault"))
+            except Exception:
+                self.e.r.delete(marker)
+                raise
+        self.e.r.hdel(keys.inbound(iid), "effects")
+
+    # -- the compile step through the model --------------------------------------------------------------
+    def compile(self, rid: str, step: int, state: CompileState) -> bool:
+        """Compile the run's deliverable with its assistant's model; False while waiting for a slot."""
+        from .compiler import compile_with_model
+
+        run = self.e.store.run_fields(rid)
+        assistant = self.e.assistant_of(run)
+        with self.slots.hold(f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks, f"run:{rid}") as got:
+            if got != 1:
+                return False
+            compile_with_model(self, run, assistant, step, state)
+        return True
+
+    def usage_of(self, sub: dict[str, str]) -> dict[str, int]:
+        prompt, completion = int(sub.get("tokens_prompt", 0)), int(sub.get("tokens_completion", 0))
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
