@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -148,3 +150,25 @@ def answer(engine: Engine, sub: dict[str, object], text: str, message_id: str) -
     """A participant's message on their web chat link, through the engine's inbound path."""
     token = str(sub["chat_url"]).rsplit("/", 1)[-1]
     engine.inbox.post_web(token, text, message_id)
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """The app under uvicorn on a free port (real HTTP, its lifespan run), stopped afterwards."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none"))
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start in time"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import redis
-import uvicorn
 from fastapi import FastAPI
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -21,6 +19,7 @@ from taskbot.bot.app import DASHBOARD_COOKIE, create_app
 from taskbot.bot.settings import Settings
 from taskbot.engine.engine import Engine
 from taskbot.engine.queue import RQJobs
+from tests.conftest import served
 
 TOKEN = "test-api-token-1234"
 
@@ -45,25 +44,8 @@ HELLO = {"id": "hello", "name": "Hello", "description": "Say hello to the team."
 @pytest.fixture
 def serve() -> Iterator[Callable[[FastAPI], str]]:
     """Start apps under uvicorn in background threads; returns their base URLs; stops them after."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: FastAPI) -> str:
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none"))
-        thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-        thread.start()
-        running.append((server, thread))
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped while starting"
-            assert time.monotonic() < deadline, "uvicorn did not start in time"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(10)
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(served(app))
 
 
 @pytest.fixture

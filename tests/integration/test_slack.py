@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from taskbot.bot.app import create_app
 from taskbot.bot.commands import USAGE
 from taskbot.bot.settings import Settings
 from taskbot.bot.slack_views import NEW_TASK
+from tests.conftest import served
 from tests.fakes.slack_api import BOT_ID, BOT_USER, FakeSlack, SlackSender, command_form, dm_event, envelope
 
 SECRET = "test-signing-secret"
@@ -59,24 +57,6 @@ def fake_slack(env, monkeypatch) -> Iterator[FakeSlack]:
     bootstrap.engine.cache_clear()
     yield fake
     fake.stop()
-
-
-@contextlib.contextmanager
-def served(app) -> Iterator[str]:
-    """The app under uvicorn on a free port (real HTTP), stopped afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none"))
-    thread = threading.Thread(target=server.run, name="uvicorn-slack", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

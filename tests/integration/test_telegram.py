@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from taskbot.bot.app import create_app
 from taskbot.bot.commands import USAGE
@@ -19,6 +16,7 @@ from taskbot.bot.settings import Settings
 from taskbot.bot.telegram import NOT_LINKED_TEXT, USED_TEXT, link_contact
 from taskbot.engine import keys
 from taskbot.engine.inbound import CLOSED_TEXT
+from tests.conftest import served
 from tests.fakes.telegram_api import BOT, FakeTelegram, TelegramSender, message_update
 
 SECRET = "test-webhook-secret"
@@ -68,24 +66,6 @@ def fake_telegram(env, monkeypatch) -> Iterator[FakeTelegram]:
     bootstrap.engine.cache_clear()
     yield fake
     fake.stop()
-
-
-@contextlib.contextmanager
-def served(app) -> Iterator[str]:
-    """The app under uvicorn on a free port (real HTTP, its lifespan run), stopped afterwards."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none"))
-    thread = threading.Thread(target=server.run, name="uvicorn-telegram", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start in time"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
