@@ -169,6 +169,8 @@ class Slots:
         token = secrets.token_hex(8)
         got = self.acquire(item, assistant, per_assistant, group, token)
         if got != 1:
+            if got == 0:  # waiting is no failure: the sweeper's re-drives of it must never give it up
+                self.e.r.hdel(keys.REDRIVES, item)
             yield got
             return
         stop = threading.Event()

@@ -66,3 +66,12 @@ def test_a_heartbeat_keeps_a_long_turn_s_slot(engine):
         time.sleep(0.8)
         assert s.acquire("in:other", "helper", None, "sub:2", "t") == 0
     assert s.in_use() == 0
+
+
+def test_waiting_is_not_counted_as_a_failed_re_drive(engine):
+    s, _ = slots(engine, limit=1)
+    assert s.acquire("in:busy", "helper", None, "sub:1", "t") == 1
+    engine.r.hset("taskbot:redrives", "in:waiting", 9)  # the sweeper re-drove it while it waited
+    with s.hold("in:waiting", "helper", None, "sub:2") as got:
+        assert got == 0
+    assert engine.r.hget("taskbot:redrives", "in:waiting") is None
