@@ -53,6 +53,12 @@ def main() -> None:
                 results["answers"]), flush=True)
     results["chase"] = [scenarios.chase_accuracy(n, w) for n, w in chase]
     print(table("chase accuracy: reminder sent − due time", results["chase"]), flush=True)
+    from .tokens import tokens_per_subtask
+
+    results["tokens"] = [tokens_per_subtask(bound, chatter) for chatter in ((1,) if args.smoke else (1, 3))
+                         for bound in (6, 0)]
+    print(table("tokens sent per completed sub-task (3 fields, a litellm model: the fake OpenAI server), "
+                "history bound on (6 messages) and off", results["tokens"]), flush=True)
     results["seconds"] = round(time.time() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
