@@ -282,6 +282,14 @@ def get_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
     return engine.run_view(run_id)
 
 
+@api.get("/deliverables/{deliverable_id}/file", tags=["runs"], response_class=Response,
+         responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}})
+def get_deliverable_file(deliverable_id: str, engine: EngineDep) -> Response:
+    """An image or file deliverable's bytes."""
+    name, media_type, data = engine.deliverable_file(deliverable_id)
+    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 @api.post("/runs/{run_id}/cancel", tags=["runs"], responses={409: {"description": "the run is final"}})
 def cancel_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
     engine.runs.cancel(run_id)

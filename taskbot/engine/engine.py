@@ -194,18 +194,21 @@ class Engine:
 
         return run_view(self, rid, conversations=conversations)
 
-    def deliverable_file(self, did: str) -> bytes:
-        """The bytes of an image or file deliverable.
+    def deliverable_file(self, did: str) -> tuple[str, str, bytes]:
+        """An image or file deliverable: (file name, media type, bytes).
 
         Raises:
             NotFound: no such deliverable, or it is not a file.
         """
-        data = self.r.get(keys.deliverable_file(did))
-        if data is None:
+        with self.r.pipeline(transaction=False) as p:
+            p.hmget(keys.deliverable(did), ["filename", "content_type"])
+            p.get(keys.deliverable_file(did))
+            (name, kind), data = p.execute()
+        if data is None or name is None:
             from .errors import NotFound
 
             raise NotFound("deliverable file", did)
-        return bytes(data)
+        return name.decode(), (kind or b"application/octet-stream").decode(), bytes(data)
 
     def list_runs(self, task_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first, without sub-task conversations (they can be large)."""

@@ -73,7 +73,8 @@ def deliverable_view(d: dict[str, str]) -> dict[str, Any]:
     view: dict[str, Any] = {"id": d["id"], "run_id": d["run_id"], "output_type": d["output_type"], "title": d["title"],
                             "content": d["content"], "created_at": iso(d.get("created_at"))}
     if d.get("filename"):
-        view["file"] = {"filename": d["filename"], "content_type": d.get("content_type"), "size": int(d["size"])}
+        view["file"] = {"filename": d["filename"], "content_type": d.get("content_type"), "size": int(d["size"]),
+                        "url": f"/api/deliverables/{d['id']}/file"}
     return view
 
 

@@ -10,11 +10,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from taskbot.bot.app import create_app
+from taskbot.bot.settings import Settings
 from taskbot.engine.model import Assistant
 from taskbot.engine.views import chat_view
-from tests.conftest import ROOT, answer, people
+from tests.conftest import ROOT, answer, people, served
 from tests.fakes.openai_api import FakeOpenAI, Reply, call, calls, error, text, tokens
 
 KEY_ENV = "FAKE_OPENAI_KEY"
@@ -337,7 +340,12 @@ def test_image_deliverables_are_files_and_a_model_without_images_fails_the_run(e
             [d] = view["deliverables"]
             assert d["file"]["content_type"] == "image/png"
             assert d["file"]["filename"] == "team-art.png"
-            assert engine.deliverable_file(d["id"]).startswith(b"\x89PNG")
+            with served(create_app(engine, Settings(api_token="t0ken"))) as base:
+                got = httpx.get(base + d["file"]["url"], headers={"Authorization": "Bearer t0ken"})
+            assert got.status_code == 200
+            assert got.headers["content-type"] == "image/png"
+            assert got.content.startswith(b"\x89PNG")
+            assert d["content"].endswith("A cat reading a parser manual, watercolour.")  # the prompt it was made from
 
 
 def test_at_most_two_turns_at_once_across_three_workers(engine, fake, workers, wait_for, env):
