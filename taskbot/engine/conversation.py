@@ -176,7 +176,7 @@ class Conversations:
             return None
         sub = self.e.store.sub_fields(sid)
         run = self.e.store.run_fields(sub["run_id"])
-        assistant = self.e.assistant_of(run)
+        assistant = self.assistant_for(run["id"])
         meta = json.loads(msg.get("meta") or "{}")
         if sub["status"] != "running" or meta.get("auto_reply"):
             self._apply(iid, sid, msg, run, None)
@@ -186,7 +186,8 @@ class Conversations:
                 return "wait"
             if self.e.r.hget(keys.inbound(iid), "state") != b"stored":
                 return "applied"  # another job applied it while this one waited
-            turn = self._compute(iid, self.e.store.sub_fields(sid), run, assistant, msg, meta)
+            sub = self.e.store.sub_fields(sid)  # it may have waited: closed since, it gets no turn
+            turn = self._compute(iid, sub, run, assistant, msg, meta) if sub["status"] == "running" else None
             self._apply(iid, sid, msg, run, turn)
         return "applied"
 

@@ -28,8 +28,10 @@ def message_view(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def chat_view(engine: Engine, sid: str) -> list[dict[str, Any]]:
-    """The conversation as its participant sees it: the assistant's tool calls are not theirs to read."""
-    return [message_view(m) for m in engine.store.conversation(sid) if m.get("role") != "tool"]
+    """The conversation as its participant sees it: the assistant's tool calls and taskbot's
+    prompt to start a conversation are not theirs to read."""
+    return [message_view(m) for m in engine.store.conversation(sid)
+            if m.get("role") != "tool" and m.get("kind") != "kickoff"]
 
 
 def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = True) -> dict[str, Any]:

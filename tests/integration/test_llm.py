@@ -308,6 +308,8 @@ def test_a_direct_task_is_one_conversation_with_the_owner_then_the_compile(engin
     assert owner["participant_id"] == "lead@example.com"
     assert owner["kind"] == "conversation"
     assert replies(owner) == ["Happy to! Which tone do you want?"]  # the assistant starts, unasked
+    assert [m["role"] for m in chat_view(engine, owner["id"])] == ["assistant", "assistant"]
+    assert "Write a short post about our launch." in fake.chats()[0].system
 
     fake.script(calls(("save_content", {"title": "Draft", "content": "We launched!"}), ("complete_subtask", {})),
                 text("Done, compiling it now."), text("# We launched\n\nA playful post."))
@@ -380,3 +382,43 @@ def test_litellm_is_not_imported_by_the_cli_or_the_scripted_path(env):
             "print('litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_history_is_bounded_and_a_runaway_turn_ends_politely(engine, fake, drain, monkeypatch):
+    from taskbot.bot import bootstrap
+
+    monkeypatch.setenv("TASKBOT_HISTORY_MESSAGES", "2")
+    monkeypatch.setenv("TASKBOT_MAX_TURN_STEPS", "3")
+    bootstrap.engine.cache_clear()  # the jobs' engine reads them
+    assistant(engine, fake)
+    rid = start(engine, drain, weekly())
+    for i in range(3):
+        fake.script(text(f"Reply {i}"))
+        answer(engine, subtask(engine, rid), f"Message {i}", f"m{i}")
+        drain()
+    last = fake.chats()[-1]
+    assert [m["role"] for m in last.messages] == ["system", "assistant", "user"]  # the last two of six
+    assert [m["content"] for m in last.messages[1:]] == ["Reply 1", "Message 2"]
+
+    fake.script(*[call("get_deliverable", id="nope")] * 3)
+    answer(engine, subtask(engine, rid), "Loop forever", "m9")
+    drain()
+    assert len(fake.chats()) == 6
+    assert replies(subtask(engine, rid))[-1].startswith("Sorry, I got tangled up")
+
+
+def test_a_plugin_tool_is_offered_and_run(engine, fake, drain, monkeypatch):
+    from taskbot.engine import tools
+
+    seen = []
+    monkeypatch.setitem(tools.REGISTRY, "lookup_team", tools.Tool(
+        "lookup_team", "Who is on a team.", {"type": "object", "properties": {"team": {"type": "string"}}},
+        lambda ctx, args: seen.append((ctx.sid, args)) or "alice, bob"))
+    assistant(engine, fake, tools=["record_data", "lookup_team"])
+    rid = start(engine, drain, weekly())
+    fake.script(call("lookup_team", team="core"), text("Your team is alice and bob. What did you ship?"))
+    answer(engine, subtask(engine, rid), "Who is on my team?", "m1")
+    drain()
+    assert fake.chats()[0].tool_names == ["record_data", "lookup_team"]
+    assert seen == [(subtask(engine, rid)["id"], {"team": "core"})]
+    assert fake.chats()[1].last["content"] == "alice, bob"
