@@ -302,24 +302,19 @@ class Conversations:
             p.execute()
 
     def run_effects(self, iid: str, sid: str, msg: dict[str, str]) -> None:
-        """Start what the turn's tools asked for outside the sub-task, each once (ids fixed by the turn)."""
+        """Start what the turn's tools asked for outside the sub-task. Each effect's id was fixed
+        when the turn was computed, so running this again after a crash does nothing twice."""
         for effect in json.loads(msg.get("effects") or "[]"):
-            marker = keys.effect(effect["id"])
-            if not self.e.r.set(marker, iid, nx=True, ex=30 * 86400):
-                continue
             try:
                 if effect["kind"] == "delegate":
                     self.delegate(effect["id"], effect["assistant"], effect["instructions"], sid)
-                elif effect["kind"] == "schedule":
+                elif effect["kind"] == "schedule" and not self.e.r.hexists(keys.SCHEDULES, effect["id"]):
                     self.e.schedules.create(effect["task_id"], effect["cron"], effect["timezone"],
                                             schedule_id=effect["id"])
             except TaskbotError as exc:  # checked when the tool ran; changed since: say so, do not retry
                 log.warning("effect %s of %s refused: %s", effect, iid, exc)
                 self.e.r.rpush(keys.sub_conv(sid), message("system", f"{effect['kind']} failed: {exc}",
                                                            self.e.now(), kind="fault"))
-            except Exception:
-                self.e.r.delete(marker)
-                raise
         self.e.r.hdel(keys.inbound(iid), "effects")
 
     # -- the compile step through the model --------------------------------------------------------------

@@ -31,7 +31,6 @@ Layout (all under ``taskbot:``)::
     run:{rid}:saved           list   content an assistant saved with `save_content`, JSON {id, title, content}
     run:{rid}:usage           hash   tokens the run's model calls used: prompt, completion, calls
     usage                     hash   the same, all runs together (since the store began)
-    effect:{key}              string a tool effect (delegation, schedule) done once; its result
     slots                     zset   turn slot holder (lease member) -> expiry (heartbeat pushes it on)
     slots:tokens              hash   holder -> token of the job holding it
     slots:meta                hash   holder or waiter -> "assistant|per-assistant limit|conversation"
@@ -126,10 +125,6 @@ def run_saved(rid: str) -> str:
 
 def run_usage(rid: str) -> str:
     return f"{PREFIX}run:{rid}:usage"
-
-
-def effect(key: str) -> str:
-    return f"{PREFIX}effect:{key}"
 
 
 USAGE = PREFIX + "usage"
