@@ -70,7 +70,8 @@ def summary_of(text: str, fallback: str) -> str:
 
 
 def compile_with_model(conv: Conversations, run: dict[str, str], assistant: Assistant, step: int,
-                       state: CompileState) -> None:
+                       state: CompileState) -> bool:
+    """Write and store the deliverable; True when stored (the caller moves the run on)."""
     e, rid = conv.e, run["id"]
     definition = e.definition_of(run)
     output = outputs.get(definition.output_type)
@@ -80,7 +81,7 @@ def compile_with_model(conv: Conversations, run: dict[str, str], assistant: Assi
         completion = call_model(conv.model, assistant, messages, [], conv.config)
     except ModelError as exc:
         e.runs.fail(rid, f"compile failed: the model {assistant.model} did not answer ({exc.reason})")
-        return
+        return False
     text = completion.text.strip()
     file: bytes | None = None
     deliverable: dict[str, Any] = {"output_type": definition.output_type, "title": definition.name, "content": text}
@@ -91,7 +92,7 @@ def compile_with_model(conv: Conversations, run: dict[str, str], assistant: Assi
         except ModelError as exc:
             conv.count_now(rid, completion.usage, 1)
             e.runs.fail(rid, f"image generation failed: the model {image_model} cannot make images ({exc.reason})")
-            return
+            return False
     elif output.kind == "file":
         file = text.encode()
     if file is not None:
@@ -105,6 +106,6 @@ def compile_with_model(conv: Conversations, run: dict[str, str], assistant: Assi
 
     summary = summary_of(text, definition.name) if output.kind == "text" else deliverable["content"].splitlines()[0]
     if e.runs.deliver(rid, step, deliverable, summary, file=file, usage=usage):
-        e.runs.advance(rid, step + 1)
-    else:
-        conv.count_now(rid, completion.usage, 1)
+        return True
+    conv.count_now(rid, completion.usage, 1)
+    return False

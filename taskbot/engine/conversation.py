@@ -35,6 +35,7 @@ log = logging.getLogger("taskbot.conversation")
 FAULT_TEXT = ("Sorry, I cannot answer right now (the assistant's service is failing). Your message is kept; "
               "write again in a while and I will pick up from here.")
 ASSISTANT_TTL = 2.0
+MIN_SLOT_TTL = 10.0
 KICKOFF_TEXT = "Start the task now. Do what it asks; ask the owner only for what you need."
 
 
@@ -87,7 +88,8 @@ class Conversations:
         self.e = engine
         self.model: Model = model or NoModel()
         self.config = config
-        self.slots = Slots(engine, max_concurrent, engine.lease_seconds)
+        # a slot outlives a few missed heartbeats of a busy worker before it counts as dead
+        self.slots = Slots(engine, max_concurrent, max(engine.lease_seconds, MIN_SLOT_TTL))
         self._assistants: dict[str, tuple[float, Assistant]] = {}
 
     def assistant_for(self, rid: str) -> Assistant:
@@ -327,7 +329,9 @@ class Conversations:
         with self.slots.hold(f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks, f"run:{rid}") as got:
             if got != 1:
                 return False
-            compile_with_model(self, run, assistant, step, state)
+            delivered = compile_with_model(self, run, assistant, step, state)
+        if delivered:  # the slot is free again before the run moves on
+            self.e.runs.advance(rid, step + 1)
         return True
 
     def usage_of(self, sub: dict[str, str]) -> dict[str, int]:
