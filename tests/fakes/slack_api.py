@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from tests.fakes import serve, shut
+
 BOT_USER = "U_BOT"
 BOT_ID = "B_BOT"
 TEAM = "T_TEST"
@@ -60,26 +62,11 @@ class FakeSlack:
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> FakeSlack:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                fake._handle(self)
-
-            def do_POST(self) -> None:  # noqa: N802
-                fake._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True).start()
+        self._server = serve(self._handle, "fake-slack")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
         if self._socket is not None:
             self._socket.shutdown()
 

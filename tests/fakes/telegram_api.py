@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from tests.fakes import serve, shut
+
 BOT = {"id": 7000001, "is_bot": True, "first_name": "taskbot", "username": "taskbot_test_bot",
        "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
 #: Fields python-telegram-bot JSON-encodes inside its form bodies.
@@ -59,27 +61,11 @@ class FakeTelegram:
 
     # -- set-up --------------------------------------------------------------------------------
     def start(self) -> FakeTelegram:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                fake._handle(self)
-
-            def do_POST(self) -> None:  # noqa: N802
-                fake._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True).start()
+        self._server = serve(self._handle, "fake-telegram")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        shut(self._server)
 
     @property
     def api_url(self) -> str:
