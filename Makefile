@@ -1,14 +1,17 @@
 # Quick start: `make demo` runs taskbot on this machine; `make test` runs the test suite.
+# Both install into .venv from the lock files (exact versions, hashes checked); `make lock`
+# re-resolves them from the ranges in pyproject.toml, on purpose, as its own commit.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+UV_VERSION = 0.13.9
 
-.PHONY: demo test lint bench bench-smoke clean
+.PHONY: demo test lint bench bench-smoke lock clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "need Python 3.11+ with venv (Debian: apt-get install python3-venv)"; exit 1; }
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -26,6 +29,17 @@ bench: $(BIN)/.installed
 
 bench-smoke: $(BIN)/.installed
 	$(BIN)/python -m bench --smoke
+
+# Upgrade every pinned version within pyproject.toml's ranges; run `make test` before committing.
+# requirements.lock is what the container installs (no test tools), at the same versions.
+lock:
+	@$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip compile -q --upgrade --generate-hashes --python-version 3.11 --extra test --extra bench \
+		pyproject.toml -o requirements-dev.lock
+	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 --constraint requirements-dev.lock \
+		pyproject.toml -o requirements.lock
+	@rm -f $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -118,7 +118,8 @@ class LiteLLM:
         lib = litellm()
         _own_loop()
         try:
-            response = lib.image_generation(model=model, prompt=prompt, response_format="b64_json", max_retries=0,
+            response = lib.image_generation(model=model, prompt=prompt, response_format="b64_json", drop_params=True,
+                                            max_retries=0,
                                             timeout=opts.get("timeout", 120), **_credentials(opts))
         except Exception as exc:
             raise _error(exc) from None

@@ -130,6 +130,14 @@ class FakeOpenAI:
 
     # -- the server ---------------------------------------------------------------------------
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        if request.command == "GET" and request.path.startswith("/files/"):
+            # where an image's `url` points (OpenAI's default response format): the PNG itself
+            request.send_response(200)
+            request.send_header("Content-Type", "image/png")
+            request.send_header("Content-Length", str(len(PNG)))
+            request.end_headers()
+            request.wfile.write(PNG)
+            return
         length = int(request.headers.get("Content-Length") or 0)
         body = json.loads(request.rfile.read(length) or b"{}")
         with self._lock:
@@ -151,8 +159,13 @@ class FakeOpenAI:
             if not self.images:
                 return 404, {"error": {"message": "images are not supported by this model",
                                        "type": "invalid_request_error", "code": "not_found"}}, {}
-            return 200, {"created": int(time.time()),
-                         "data": [{"b64_json": base64.b64encode(PNG).decode(), "revised_prompt": "an image"}]}, {}
+            # OpenAI answers with a short-lived URL unless `response_format: b64_json` is asked for
+            if record.body.get("response_format") == "b64_json":
+                item = {"b64_json": base64.b64encode(PNG).decode()}
+            else:
+                assert self._server is not None
+                item = {"url": f"http://127.0.0.1:{self._server.server_address[1]}/files/{next(self._ids)}.png"}
+            return 200, {"created": int(time.time()), "data": [{**item, "revised_prompt": "an image"}]}, {}
         if not record.path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {record.path}", "type": "invalid_request_error"}}, {}
         with self._lock:
