@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 UV_VERSION = 0.13.9
+# `make lock UPGRADE=` only adds what pyproject.toml gained, keeping every other pin
+UPGRADE ?= --upgrade
 
 .PHONY: demo test lint bench bench-smoke lock clean
 
@@ -20,6 +22,7 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -35,7 +38,7 @@ bench-smoke: $(BIN)/.installed
 lock:
 	@$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q uv==$(UV_VERSION)
-	$(BIN)/uv pip compile -q --upgrade --generate-hashes --python-version 3.11 --extra test --extra bench \
+	$(BIN)/uv pip compile -q $(UPGRADE) --generate-hashes --python-version 3.11 --extra test --extra bench \
 		pyproject.toml -o requirements-dev.lock
 	$(BIN)/uv pip compile -q --generate-hashes --python-version 3.11 --constraint requirements-dev.lock \
 		pyproject.toml -o requirements.lock

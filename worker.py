@@ -1,6 +1,6 @@
 """Start a taskbot worker (with the scheduler loop): the same as ``taskbot worker``."""
 
-from taskbot.bot.cli import main
+from bot.cli import main
 
 if __name__ == "__main__":
     main(["worker"])

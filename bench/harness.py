@@ -16,7 +16,7 @@ import redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
-from taskbot.bot.redis_server import RedisServer
+from bot.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

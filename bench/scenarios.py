@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from taskbot.bot.settings import Settings
+from bot.settings import Settings
 
 from .harness import commands, peak_rss_mb, percentile, queue_idle, redis_server, sent, wait, workers
 
@@ -18,7 +18,7 @@ FIELDS = [{"key": "shipped", "prompt": "What did you ship?"}, {"key": "blockers"
 
 
 def engine_for(url: str) -> Any:
-    from taskbot.bot.bootstrap import build_engine
+    from bot.bootstrap import build_engine
 
     return build_engine(Settings(TASKBOT_REDIS_URL=url, TASKBOT_PUBLIC_URL="http://bench"))
 

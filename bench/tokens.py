@@ -46,8 +46,8 @@ def responder(request: Any) -> Any:
 
 def tokens_per_subtask(bound: int, chatter: int = 3) -> dict[str, Any]:
     """Run one sub-task through the fake model with ``TASKBOT_HISTORY_MESSAGES=bound`` (0: unbounded)."""
-    from taskbot.bot import bootstrap
-    from taskbot.engine.model import Assistant
+    from bot import bootstrap
+    from engine.model import Assistant
     from tests.fakes.openai_api import FakeOpenAI
 
     fake = FakeOpenAI(responder=responder).start()

@@ -1,6 +1,6 @@
 """A taskbot worker whose web channel records each message handed to it, with a timestamp.
 
-It is the real worker (`taskbot.bot.workers.run_worker`) with one registry line changed: the
+It is the real worker (`bot.workers.run_worker`) with one registry line changed: the
 web adapter is wrapped so that every send also RPUSHes ``{key, kind, sub, t, overhead}`` to
 ``bench:sent``. ``overhead`` is the time from the start of the job that sent it to the send.
 """
@@ -14,12 +14,12 @@ from typing import Any
 
 import redis
 
-import taskbot.bot.jobs as jobs
-from taskbot.bot.settings import Settings
-from taskbot.bot.workers import run_worker
-from taskbot.channels import REGISTRY
-from taskbot.channels.web import WebChannel
-from taskbot.engine.ports import Delivery, Outbound
+import bot.jobs as jobs
+from bot.settings import Settings
+from bot.workers import run_worker
+from channels import REGISTRY
+from channels.web import WebChannel
+from engine.ports import Delivery, Outbound
 
 SENT = "bench:sent"
 job_started = 0.0

@@ -13,10 +13,10 @@ import pytest
 import redis
 from rq import SimpleWorker
 
-from taskbot.bot.redis_server import RedisServer
-from taskbot.bot.settings import Settings
-from taskbot.bot.workers import TaskbotScheduler
-from taskbot.engine.engine import Engine
+from bot.redis_server import RedisServer
+from bot.settings import Settings
+from bot.workers import TaskbotScheduler
+from engine.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
               "TASKBOT_PUBLIC_URL": "http://testserver"}
     for k, v in values.items():
         monkeypatch.setenv(k, v)
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     yield {**os.environ, **values}
@@ -59,7 +59,7 @@ def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
 
 @pytest.fixture
 def engine(r: redis.Redis, env: dict[str, str]) -> Iterator[Engine]:
-    from taskbot.bot.bootstrap import build_engine
+    from bot.bootstrap import build_engine
 
     engine = build_engine(Settings())
     yield engine
@@ -69,7 +69,7 @@ def engine(r: redis.Redis, env: dict[str, str]) -> Iterator[Engine]:
 @pytest.fixture
 def drain(engine: Engine) -> Callable[..., None]:
     """Run the scheduler pass and a burst worker until the queue is empty (jobs due later stay)."""
-    from taskbot.bot.bootstrap import engine as process_engine
+    from bot.bootstrap import engine as process_engine
 
     worker_engine = process_engine()  # what jobs in this process use: same Redis, same settings
     scheduler = TaskbotScheduler(worker_engine)
@@ -132,7 +132,7 @@ def taskbot_cli(env: dict[str, str]) -> Callable[..., object]:
     import sys
 
     def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "taskbot", *args], cwd=ROOT, env=env, capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True,
                                 text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"taskbot {' '.join(args)} exited {result.returncode}: {result.stderr}")

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from taskbot.bot.redis_server import answers, free_port
+from bot.redis_server import answers, free_port
 from tests.conftest import ROOT
 
 

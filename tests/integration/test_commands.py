@@ -1,6 +1,6 @@
 """The /task grammar shared by Slack, Telegram and the CLI, and cron schedules."""
 
-from taskbot.bot.commands import USAGE, Actor, execute
+from bot.commands import USAGE, Actor, execute
 
 TASK = """
 id: standup

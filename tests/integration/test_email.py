@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from taskbot.bot import mailbox as poller
-from taskbot.bot.workers import TaskbotScheduler
-from taskbot.channels.email import EmailChannel
+from bot import mailbox as poller
+from bot.workers import TaskbotScheduler
+from channels.email import EmailChannel
 from tests.fakes.mail import Dovecot, SmtpServer, dovecot_binary, self_signed
 
 BOT = "tasks@example.com"
@@ -78,7 +78,7 @@ def mail_env(env, monkeypatch, smtp, tmp_path, request) -> dict[str, str]:
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     env.update(values)
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     return values
@@ -368,7 +368,7 @@ def test_a_550_for_one_recipient_fails_only_that_sub_task(engine, smtp, drain, w
 
 
 def settings():
-    from taskbot.bot.settings import Settings
+    from bot.settings import Settings
 
     return Settings()
 
@@ -398,7 +398,7 @@ def test_mail_goes_out_over_tls_with_login(engine, drain, monkeypatch, tmp_path,
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test certificate
         monkeypatch.setenv("TASKBOT_SMTP_PORT", str(server.port))
         monkeypatch.setenv("TASKBOT_SMTP_STARTTLS" if not implicit else "TASKBOT_SMTP_TLS", "true")
-        from taskbot.bot import bootstrap
+        from bot import bootstrap
 
         bootstrap.engine.cache_clear()
         start(engine, drain, ["alice@example.com"], chase="1h")

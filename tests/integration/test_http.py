@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from taskbot.bot.app import DASHBOARD_COOKIE, create_app
-from taskbot.bot.settings import Settings
-from taskbot.engine.engine import Engine
-from taskbot.engine.queue import RQJobs
+from bot.app import DASHBOARD_COOKIE, create_app
+from bot.queue import RQJobs
+from bot.settings import Settings
+from engine.engine import Engine
 from tests.conftest import served
 
 TOKEN = "test-api-token-1234"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from taskbot.engine.limits import Slots
+from engine.limits import Slots
 
 
 class Recorder:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from taskbot.bot.app import create_app
-from taskbot.bot.settings import Settings
-from taskbot.engine.model import Assistant
-from taskbot.engine.views import chat_view
+from bot.app import create_app
+from bot.settings import Settings
+from engine.model import Assistant
+from engine.views import chat_view
 from tests.conftest import ROOT, answer, people, served
 from tests.fakes.openai_api import FakeOpenAI, Reply, call, calls, error, text, tokens
 
@@ -54,7 +54,7 @@ def fake(env, monkeypatch) -> Iterator[FakeOpenAI]:
     for k, v in values.items():
         monkeypatch.setenv(k, v)
         env[k] = v
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     yield server
@@ -64,8 +64,8 @@ def fake(env, monkeypatch) -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def sent(monkeypatch) -> list:
     """Every message the web channel was handed in this process (the worker of ``drain``)."""
-    from taskbot.channels.web import WebChannel
-    from taskbot.engine.ports import Delivery
+    from channels.web import WebChannel
+    from engine.ports import Delivery
 
     out: list = []
 
@@ -382,15 +382,15 @@ def test_at_most_two_turns_at_once_across_three_workers(engine, fake, workers, w
 
 
 def test_litellm_is_not_imported_by_the_cli_or_the_scripted_path(env):
-    code = ("import sys; from taskbot.bot.cli import cli; from taskbot.bot.bootstrap import build_engine; "
-            "import taskbot.bot.jobs, taskbot.bot.workers; e = build_engine(); e.store.get_assistant('default', 'x'); "
+    code = ("import sys; from bot.cli import cli; from bot.bootstrap import build_engine; "
+            "import bot.jobs, bot.workers; e = build_engine(); e.store.get_assistant('default', 'x'); "
             "print('litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_history_is_bounded_and_a_runaway_turn_ends_politely(engine, fake, drain, monkeypatch):
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     monkeypatch.setenv("TASKBOT_HISTORY_MESSAGES", "2")
     monkeypatch.setenv("TASKBOT_MAX_TURN_STEPS", "3")
@@ -413,7 +413,7 @@ def test_history_is_bounded_and_a_runaway_turn_ends_politely(engine, fake, drain
 
 
 def test_a_plugin_tool_is_offered_and_run(engine, fake, drain, monkeypatch):
-    from taskbot.engine import tools
+    from engine import tools
 
     seen = []
     monkeypatch.setitem(tools.REGISTRY, "lookup_team", tools.Tool(

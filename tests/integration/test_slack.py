@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from taskbot.bot.app import create_app
-from taskbot.bot.commands import USAGE
-from taskbot.bot.settings import Settings
-from taskbot.bot.slack_views import NEW_TASK
+from bot.app import create_app
+from bot.commands import USAGE
+from bot.settings import Settings
+from bot.slack_views import NEW_TASK
 from tests.conftest import served
 from tests.fakes.slack_api import BOT_ID, BOT_USER, FakeSlack, SlackSender, command_form, dm_event, envelope
 
@@ -52,7 +52,7 @@ def fake_slack(env, monkeypatch) -> Iterator[FakeSlack]:
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     env.update(values)
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     yield fake
@@ -330,7 +330,7 @@ def test_only_the_owner_or_an_admin_may_cancel(engine, slack, fake_slack, drain,
 
 def test_slack_is_off_without_a_bot_token(r, env, monkeypatch):
     monkeypatch.delenv("SLACK_BOT_TOKEN")
-    from taskbot.bot.bootstrap import build_engine
+    from bot.bootstrap import build_engine
 
     engine = build_engine(Settings())
     assert "slack" not in engine.channels

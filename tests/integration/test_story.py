@@ -141,8 +141,8 @@ def test_review_waits_for_approval(engine, drain, wait_for, taskbot_cli):
 
 
 def test_work_that_fails_every_time_is_given_up_after_ten_re_drives(r, env):
-    from taskbot.bot.bootstrap import build_engine
-    from taskbot.bot.settings import Settings
+    from bot.bootstrap import build_engine
+    from bot.settings import Settings
 
     class Clock:
         t = 1_000_000.0

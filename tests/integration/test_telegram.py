@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from taskbot.bot.app import create_app
-from taskbot.bot.commands import USAGE
-from taskbot.bot.settings import Settings
-from taskbot.bot.telegram import NOT_LINKED_TEXT, USED_TEXT, link_contact
-from taskbot.engine import keys
-from taskbot.engine.inbound import CLOSED_TEXT
+from bot.app import create_app
+from bot.commands import USAGE
+from bot.settings import Settings
+from bot.telegram import NOT_LINKED_TEXT, USED_TEXT, link_contact
+from engine import keys
+from engine.inbound import CLOSED_TEXT
 from tests.conftest import served
 from tests.fakes.telegram_api import BOT, FakeTelegram, TelegramSender, message_update
 
@@ -61,7 +61,7 @@ def fake_telegram(env, monkeypatch) -> Iterator[FakeTelegram]:
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     env.update(values)
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     yield fake
@@ -453,7 +453,7 @@ def test_long_polling_without_a_webhook(engine, fake_telegram, drain, wait_for, 
 def test_telegram_is_off_without_a_bot_token(r, env, monkeypatch, taskbot_cli):
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
     del env["TELEGRAM_BOT_TOKEN"]
-    from taskbot.bot.bootstrap import build_engine
+    from bot.bootstrap import build_engine
 
     engine = build_engine(Settings())
     assert "telegram" not in engine.channels

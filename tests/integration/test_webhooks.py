@@ -53,13 +53,13 @@ def test_every_event_is_posted_signed_and_a_failed_delivery_is_retried(monkeypat
     url, got, server = receiver
     monkeypatch.setenv("TASKBOT_WEBHOOK_URLS", url)
     monkeypatch.setenv("TASKBOT_WEBHOOK_SECRET", "s3cret")
-    from taskbot.bot import bootstrap
+    from bot import bootstrap
 
     bootstrap.engine.cache_clear()
     engine = bootstrap.engine()
     from rq import SimpleWorker
 
-    from taskbot.bot.workers import TaskbotScheduler
+    from bot.workers import TaskbotScheduler
 
     scheduler = TaskbotScheduler(engine)
 

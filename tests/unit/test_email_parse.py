@@ -8,8 +8,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from taskbot.channels.email import failure
-from taskbot.channels.email_parse import Ours, html_to_text, new_text, parse
+from channels.email import failure
+from channels.email_parse import Ours, html_to_text, new_text, parse
 
 OURS = Ours(local="tasks", domain="example.com")
 SENT = "<0123abcd.taskbot@example.com>"

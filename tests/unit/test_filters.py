@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from taskbot.engine.filters import And, Comparison, Filter, FilterError, Or, parse_filter
+from engine.filters import And, Comparison, Filter, FilterError, Or, parse_filter
 
 # The same four people, once as a CSV import (every value a string) and once as JSON (typed values).
 CSV_ROWS = [

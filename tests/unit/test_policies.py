@@ -2,15 +2,15 @@
 
 import pytest
 
-from taskbot.channels.web import WebChannel
-from taskbot.engine.chase import decide
-from taskbot.engine.definitions import load_definition_text
-from taskbot.engine.durations import format_duration, parse_duration
-from taskbot.engine.errors import InvalidInput
-from taskbot.engine.model import ChaseSpec, Contact, FieldSpec
-from taskbot.engine.ports import Delivery
-from taskbot.engine.scripted import opening, scripted_turn
-from taskbot.engine.selection import select_channel
+from channels.web import WebChannel
+from engine.chase import decide
+from engine.definitions import load_definition_text
+from engine.durations import format_duration, parse_duration
+from engine.errors import InvalidInput
+from engine.model import ChaseSpec, Contact, FieldSpec
+from engine.ports import Delivery
+from engine.scripted import opening, scripted_turn
+from engine.selection import select_channel
 
 SPEC = ChaseSpec(interval="1h", max_chases=2)
 H = 3600.0

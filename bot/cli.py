@@ -15,8 +15,8 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from taskbot.engine.engine import Engine
-from taskbot.engine.errors import Conflict, InvalidInput, NotFound
+from engine.engine import Engine
+from engine.errors import Conflict, InvalidInput, NotFound
 
 from .settings import Settings
 
@@ -185,7 +185,7 @@ def contacts() -> None:
 @handles_errors
 def contacts_import(file: Path) -> None:
     """Import contacts from a CSV or JSON FILE; a wrong row refuses the whole file."""
-    from taskbot.engine.definitions import read_rows
+    from engine.definitions import read_rows
 
     imported = engine().import_contacts(read_rows(file))
     click.echo(f"imported {len(imported)} contacts")
@@ -212,7 +212,7 @@ def contacts_link(channel: str, contact: str) -> None:
     Telegram: a deep link https://t.me/<bot>?start=<token>; opening it links that chat. It works
     once, for 7 days. The link is the last line of the output.
     """
-    from taskbot.engine.ports import DeliveryFailed
+    from engine.ports import DeliveryFailed
 
     from .telegram import link_contact
 
@@ -236,7 +236,7 @@ def datasets() -> None:
 @handles_errors
 def datasets_import(name: str, file: Path) -> None:
     """Import rows into dataset NAME from a CSV or JSON FILE (replacing it)."""
-    from taskbot.engine.definitions import read_rows
+    from engine.definitions import read_rows
 
     count = engine().import_dataset(name, read_rows(file))
     click.echo(f"imported {count} rows into dataset {name}")

@@ -16,7 +16,7 @@ import os
 import threading
 from typing import Any
 
-from taskbot.engine.ports import Completion, ModelError, ToolCall, Usage
+from engine.ports import Completion, ModelError, ToolCall, Usage
 
 log = logging.getLogger("taskbot.llm")
 
@@ -91,7 +91,7 @@ def _credentials(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 class LiteLLM:
-    """Implements ``taskbot.engine.ports.Model`` with litellm (any provider it supports)."""
+    """Implements ``engine.ports.Model`` with litellm (any provider it supports)."""
 
     def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                  **opts: Any) -> Completion:

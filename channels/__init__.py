@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from taskbot.engine.ports import Channel
+from engine.ports import Channel
 
 from .web import WebChannel
 

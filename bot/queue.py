@@ -10,7 +10,7 @@ from rq import Queue, Retry
 from rq_scheduler import Scheduler
 
 QUEUE_NAME = "taskbot"
-JOBS_MODULE = "taskbot.bot.jobs"
+JOBS_MODULE = "bot.jobs"
 #: Results are never read; keeping none saves a hash per job (memory per sub-task matters).
 RESULT_TTL = 0
 FAILURE_TTL = 7 * 86400

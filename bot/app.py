@@ -18,9 +18,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from taskbot.engine.engine import Engine
-from taskbot.engine.errors import Conflict, InvalidInput, NotFound
-from taskbot.engine.views import chat_view
+from engine.engine import Engine
+from engine.errors import Conflict, InvalidInput, NotFound
+from engine.views import chat_view
 
 from . import pages
 from .settings import Settings

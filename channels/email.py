@@ -4,7 +4,7 @@ Every message gets its own ``Message-ID``, returned as ``Delivery.ref``; chases 
 ``In-Reply-To``/``References`` set to the opening's, so mail clients show one thread, and their
 ``Reply-To`` is a plus-address of ``TASKBOT_EMAIL_FROM`` carrying the sub-task's token
 (``tasks+<token>@example.com``), so a reply names its sub-task whatever the client does with
-threading headers. Fetching mail (IMAP polling) lives in ``taskbot.bot.mailbox``; reading a
+threading headers. Fetching mail (IMAP polling) lives in ``bot.mailbox``; reading a
 received message in :mod:`.email_parse`.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 import aiosmtplib
 import redis
 
-from taskbot.engine.keys import PREFIX
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine.keys import PREFIX
+from engine.model import Contact
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 from .email_parse import Ours, parse
 

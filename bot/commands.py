@@ -10,8 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskbot.engine.engine import Engine
-from taskbot.engine.errors import Conflict, InvalidInput, NotFound
+from engine.engine import Engine
+from engine.errors import Conflict, InvalidInput, NotFound
 
 USAGE = ('usage: /task help | list | show ID | new | run ID [key=value ...] | status [RUN_ID] | '
          'results RUN_ID | cancel RUN_ID | approve RUN_ID | activate ID | deactivate ID | '
@@ -161,7 +161,7 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
         return Reply(f"Task {a[0]} is now {'active' if c.name == 'activate' else 'inactive'}.")
     if c.name == "schedule":
         s = engine.schedules.create(a[0], a[1], a[2] if len(a) > 2 else "UTC")
-        from taskbot.engine.views import iso
+        from engine.views import iso
 
         return Reply(f"Schedule {s['id']}: {a[0]} at \"{a[1]}\" ({s['timezone']}); next run {iso(s['next_run_at'])}.")
     if c.name == "unschedule":

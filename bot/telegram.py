@@ -24,12 +24,12 @@ from fastapi.responses import JSONResponse
 from telegram import Bot
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from taskbot.channels.telegram import TelegramChannel, retry_seconds
-from taskbot.engine import keys
-from taskbot.engine.engine import Engine
-from taskbot.engine.errors import InvalidInput
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Address, DeliveryFailed, Outbound
+from channels.telegram import TelegramChannel, retry_seconds
+from engine import keys
+from engine.engine import Engine
+from engine.errors import InvalidInput
+from engine.model import Contact
+from engine.ports import Address, DeliveryFailed, Outbound
 
 from .commands import Actor, execute
 from .settings import Settings

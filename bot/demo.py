@@ -31,7 +31,7 @@ def port_free(port: int) -> bool:
 
 def seed(settings: Settings) -> str:
     """Load the example contacts and task, and start one run so chat links exist. Returns its id."""
-    from taskbot.engine.definitions import read_rows
+    from engine.definitions import read_rows
 
     from .bootstrap import build_engine
 
@@ -57,7 +57,7 @@ def run_demo(port: int | None = None, data_dir: Path = Path(".demo")) -> None:
     os.environ.setdefault("TASKBOT_API_TOKEN", secrets.token_urlsafe(16))
     os.environ.setdefault("TASKBOT_PUBLIC_URL", f"http://127.0.0.1:{chosen}")
     settings = Settings()
-    worker = subprocess.Popen([sys.executable, "-m", "taskbot", "worker"], env=os.environ.copy())  # noqa: S603
+    worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=os.environ.copy())  # noqa: S603
     try:
         rid = seed(settings)
         _announce(settings, rid)

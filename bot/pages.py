@@ -7,8 +7,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from taskbot.engine.engine import Engine
-from taskbot.engine.model import TaskDefinition
+from engine.engine import Engine
+from engine.model import TaskDefinition
 
 CSS = """
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #667085; --line: #d9dee7; --bg: #f6f7f9;

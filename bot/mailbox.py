@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from taskbot.channels.email import EmailChannel, MailboxConfig
-from taskbot.engine.engine import Engine, new_id
-from taskbot.engine.keys import PREFIX
+from channels.email import EmailChannel, MailboxConfig
+from engine.engine import Engine, new_id
+from engine.keys import PREFIX
 
 log = logging.getLogger("taskbot.mailbox")
 

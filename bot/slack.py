@@ -25,14 +25,14 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from slack_sdk.webhook import WebhookClient
 from starlette.concurrency import run_in_threadpool
 
-from taskbot.channels.slack import SlackChannel
-from taskbot.engine import keys
-from taskbot.engine.definitions import load_definition
-from taskbot.engine.engine import Engine
-from taskbot.engine.errors import InvalidInput, NotFound
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Address, DeliveryFailed, Outbound
-from taskbot.engine.schedules import check as check_cron
+from channels.slack import SlackChannel
+from engine import keys
+from engine.definitions import load_definition
+from engine.engine import Engine
+from engine.errors import InvalidInput, NotFound
+from engine.model import Contact
+from engine.ports import Address, DeliveryFailed, Outbound
+from engine.schedules import check as check_cron
 
 from .commands import Actor, UsageError, execute, parse
 from .settings import Settings

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from mailparser_reply.constants import MAIL_LANGUAGES
 from mailparser_reply.parser import EmailMessage as ReplyText
 
-from taskbot.engine.ports import Inbound
+from engine.ports import Inbound
 
 MSGID = re.compile(r"<[^<>\s]+>")
 #: Reply headers ("On ... wrote:") and signatures are recognised in these languages.

@@ -7,11 +7,11 @@ import logging
 
 import redis
 
-from taskbot.channels import build_channels
-from taskbot.engine.agent import AgentConfig
-from taskbot.engine.engine import Engine
-from taskbot.engine.queue import RQJobs
-from taskbot.llm import LiteLLM  # cheap: litellm itself is imported on the first model call
+from bot.llm import LiteLLM  # cheap: litellm itself is imported on the first model call
+from bot.queue import RQJobs
+from channels import build_channels
+from engine.agent import AgentConfig
+from engine.engine import Engine
 
 from .settings import Settings
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Delivery, Outbound
+from engine.model import Contact
+from engine.ports import Delivery, Outbound
 
 
 class WebChannel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from taskbot.engine.model import FIELD_KEY, OUTPUT_TYPES
+from engine.model import FIELD_KEY, OUTPUT_TYPES
 
 NEW_TASK = "taskbot_new_task"
 #: Slack's limits: 3000 characters in a section's text, 50 blocks in a message.

@@ -25,8 +25,8 @@ from rq import SimpleWorker, Worker
 from rq.scheduler import RQScheduler
 from rq_scheduler import Scheduler
 
-from taskbot.engine.engine import Engine
-from taskbot.engine.queue import RQJobs
+from bot.queue import RQJobs
+from engine.engine import Engine
 
 from .bootstrap import build_engine
 from .mailbox import schedule_poll

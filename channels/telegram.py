@@ -30,9 +30,9 @@ from telegram import Bot, LinkPreviewOptions, ReplyParameters, Update, User
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from taskbot.engine import keys
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine import keys
+from engine.model import Contact
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 log = logging.getLogger("taskbot.telegram")
 

@@ -18,9 +18,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from taskbot.engine.keys import PREFIX
-from taskbot.engine.model import Contact
-from taskbot.engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine.keys import PREFIX
+from engine.model import Contact
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 log = logging.getLogger("taskbot.slack")
 
