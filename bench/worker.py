@@ -49,7 +49,7 @@ def timed(func: Any) -> Any:
 def main() -> None:
     settings = Settings()
     REGISTRY["web"] = lambda s: RecordingChannel(settings.redis_url)
-    for name in ("advance", "open_batch", "chase_batch", "fan_in", "process_inbound"):
+    for name in ("advance", "open_batch", "chase_batch", "fan_in", "process_inbox"):
         setattr(jobs, name, timed(getattr(jobs, name)))
     run_worker(settings, with_scheduler="--scheduler" in sys.argv)
 

@@ -24,8 +24,14 @@ def fan_in(rid: str, step: str | int) -> None:
     engine().runs.fan_in(rid, int(step))
 
 
+def process_inbox(qid: str) -> None:
+    """Apply a sender's stored messages in the order they came."""
+    engine().inbox.drain(qid)
+
+
 def process_inbound(iid: str) -> None:
-    engine().inbox.process(iid)
+    """A message stored by an earlier version (lease ``in:<iid>``): drained with its sender's inbox."""
+    engine().inbox.process_legacy(iid)
 
 
 def notify_owner(rid: str, kind: str) -> None:

@@ -166,8 +166,11 @@ class Conversations:
             log.warning("delegated run %s ended but its conversation %s is gone", rid, parent)
 
     # -- a live turn --------------------------------------------------------------------------------
-    def take_turn(self, iid: str, sid: str, msg: dict[str, str]) -> str | None:
+    def take_turn(self, iid: str, sid: str, msg: dict[str, str], member: str) -> str | None:
         """Run the turn for stored message ``iid`` if its assistant is live.
+
+        ``member`` is the lease of the inbox being drained: the turn's slot is held (and waited
+        for, and woken) under it, and its heartbeat keeps that lease alive while the model works.
 
         Returns:
             None for a scripted assistant (the inbox applies it); ``"wait"`` when the turn is
@@ -183,7 +186,7 @@ class Conversations:
         if sub["status"] != "running" or meta.get("auto_reply"):
             self._apply(iid, sid, msg, run, None)
             return "applied"
-        with self.slots.hold(f"in:{iid}", assistant.id, assistant.max_concurrent_tasks, f"sub:{sid}") as got:
+        with self.slots.hold(member, assistant.id, assistant.max_concurrent_tasks, f"sub:{sid}") as got:
             if got != 1:
                 return "wait"
             if self.e.r.hget(keys.inbound(iid), "state") != b"stored":

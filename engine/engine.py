@@ -36,8 +36,8 @@ log = logging.getLogger("taskbot.engine")
 MAX_REDRIVES = 10
 
 #: Lease kinds and the job that re-drives each; the member is ``kind:arg1:arg2...``.
-LEASE_JOBS = {"step": "advance", "open": "open_batch", "fanin": "fan_in", "in": "process_inbound",
-              "notify": "notify_owner"}
+LEASE_JOBS = {"step": "advance", "open": "open_batch", "fanin": "fan_in", "inq": "process_inbox",
+              "in": "process_inbound", "notify": "notify_owner"}
 
 
 @functools.lru_cache(maxsize=512)
@@ -240,7 +240,13 @@ class Engine:
             counts = p.execute()[1::2]
         calls = []
         for m, count in zip(members, counts, strict=True):
-            if count > MAX_REDRIVES:
+            if count > MAX_REDRIVES and m.startswith("inq:"):
+                # an inbox must not stop for good behind one message that fails every time:
+                # that message is parked, and the ones behind it go on
+                parked = self.inbox.park_head(m.split(":", 1)[1])
+                log.error("giving up on message %s after %d re-drives; see taskbot:dead", parked, count - 1)
+                self.r.hdel(keys.REDRIVES, m)
+            elif count > MAX_REDRIVES:
                 # A job that fails every time must not be retried forever: park it where an
                 # operator sees it (`taskbot:dead`), with the time it was given up.
                 log.error("giving up on %s after %d re-drives; see taskbot:dead", m, count - 1)

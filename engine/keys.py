@@ -45,7 +45,10 @@ Layout (all under ``taskbot:``)::
     claim:{sid}:{key}         string short-lived claim on sending one outbound message (at most one sender)
     thread:{channel}:{ref}    string ref of a message the bot sent (thread ts, message id) -> sub-task id
     active:{channel}:{addr}   zset   a participant's open sub-tasks on a channel by last activity
-    inbound:{iid}             hash   a stored inbound message (kept until processed, then expires)
+    inbound:{iid}             hash   a stored inbound message (kept until fully processed)
+    inbox:{qid}               list   a sender's stored messages on one channel, oldest first, until processed
+                                     (qid: digest of channel and sender); applied strictly in this order
+    inbox:{qid}:lock          string token of the one worker draining that inbox (TTL, renewed per message)
     seen:{channel}:{pid}      string provider message id -> inbound id (duplicate deliveries)
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
     redrives                  hash   work item -> times the sweeper re-drove it
@@ -170,6 +173,14 @@ def active(channel: str, address: str) -> str:
 
 def inbound(iid: str) -> str:
     return f"{PREFIX}inbound:{iid}"
+
+
+def inbox(qid: str) -> str:
+    return f"{PREFIX}inbox:{qid}"
+
+
+def inbox_lock(qid: str) -> str:
+    return f"{PREFIX}inbox:{qid}:lock"
 
 
 def seen(channel: str, provider_id: str) -> str:

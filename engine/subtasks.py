@@ -217,6 +217,11 @@ class Subtasks:
         if sub["status"] != "running":
             self.e.r.zrem(keys.TIMERS, sid)
             return
+        if self.e.inbox.pending(sid):
+            # they wrote, and it is not applied yet (a worker died on it): neither chase nor time out
+            # someone who answered; look again once it has had time to be applied
+            self.schedule_check(sid, self.e.now() + self.e.lease_seconds)
+            return
         run = self.e.store.run_fields(sub["run_id"])
         spec = self.chase_spec(run, int(sub["step"]))
         sent = int(sub["chases_sent"])
