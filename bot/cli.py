@@ -63,7 +63,7 @@ def dump(value: Any) -> None:
 def cli() -> None:
     """taskbot: tasks that fan out to people on their channel, chase them and fan in.
 
-    Configuration comes from the environment (TASKBOT_REDIS_URL, ...; see the README).
+    Configuration comes from the environment (TASKBOT_REDIS_URL, ...; see docs/configuration.md).
     """
 
 

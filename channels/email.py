@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
 import logging
 import re
 import weakref
@@ -27,6 +26,7 @@ from typing import Any
 
 import aiosmtplib
 import redis
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.keys import PREFIX
 from engine.model import Contact
@@ -45,6 +45,9 @@ AUTO_SUBMITTED = {"chase": "auto-generated", "notification": "auto-generated", "
 NO_AUTO_ANSWER = re.compile(r"^(mailer-daemon|postmaster|listserv|majordomo|no-?reply|do-?not-?reply|"
                             r"bounces?|owner-.*|.*-request)$", re.IGNORECASE)
 FOOTER = {"opening": "Just reply to this email to answer.", "chase": "Just reply to this email to answer."}
+#: Mail bodies (``channels/templates/``), autoescaped: a task's or a participant's words are text in the HTML part.
+TEMPLATES = Environment(loader=PackageLoader("channels", "templates"), autoescape=True, undefined=StrictUndefined,
+                        trim_blocks=True, lstrip_blocks=True)
 
 
 def key(kind: str, ident: str) -> str:
@@ -224,8 +227,6 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def to_html(text: str, footer: str | None) -> str:
-    paragraphs = [p for p in text.split("\n\n") if p.strip()]
-    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
-    if footer:
-        body += f'<p style="color:#666">{html.escape(footer)}</p>'
-    return f'<!DOCTYPE html><html><body style="font-family:sans-serif">{body}</body></html>'
+    """The HTML part of a mail whose plain part is ``text`` (and ``footer``), from ``templates/email.html``."""
+    paragraphs = [p.split("\n") for p in text.split("\n\n") if p.strip()]
+    return TEMPLATES.get_template("email.html").render(paragraphs=paragraphs, footer=footer)

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -212,6 +213,41 @@ def test_the_task_goes_out_by_mail_answers_come_back_and_the_silent_one_is_chase
     assert told["In-Reply-To"] is None
     assert f"Run {rid} of weekly-status completed." in plain(told)
     assert mailbox.unseen() == 0  # every reply was flagged seen once stored
+
+
+def test_the_html_part_shows_what_the_task_says_as_text_and_the_plain_part_as_written(engine, smtp, drain):
+    evil = """<script>alert('x')</script><img src=x onerror="alert(1)">&amp;"""
+    engine.import_contacts([{"email": "alice@example.com"}])
+    engine.apply_definition({"id": "evil", "name": "Evil", "template": {
+        "instructions": f"Hi!\n{evil}", "participants": ["alice@example.com"],
+        "fields": [{"key": "shipped", "prompt": evil}]}})
+    engine.runs.trigger("evil")
+    drain()
+    mail = only(smtp.to("alice@example.com"))
+    assert evil in plain(mail)  # the text part is plain text: nothing to escape
+    markup = mail.get_body(("html",)).get_content()
+    assert evil not in markup
+    page = HtmlPart(markup)
+    assert page.text.count(evil) == 2  # the instructions and the question, as words
+    assert [tag for tag, _ in page.tags] == ["html", "body", "p", "br", "p", "p"]  # none from the task
+    assert "<p>Hi!<br>&lt;script&gt;" in markup  # a line break in the text is a <br>
+
+
+class HtmlPart(HTMLParser):
+    """A mail's HTML as a mail client reads it: the elements, and the text shown."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text = ""
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
 
 
 def test_the_scheduler_queues_one_poll_per_interval(engine, mailbox, monkeypatch):
