@@ -166,7 +166,7 @@ def chat_page(token: str, engine: EngineDep) -> Response:
         run = engine.store.run_fields(sub["run_id"])
     except NotFound:
         return not_found_page("This chat link is not valid. Check that you copied the whole link.")
-    messages = chat_view(engine, sid)
+    messages = chat_view(engine.store, sid)
     title = engine.definition_of(run).name
     name = sub.get("name") or sub["participant_id"]
     return html(pages.chat_page(token, title, name, sub["status"], messages, form_id=uuid.uuid4().hex))
@@ -192,7 +192,7 @@ def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dic
     """The conversation as ``{role, text, at}`` (roles: user, assistant, system)."""
     sid = engine.inbox.subtask_for_token(token)
     response.headers["Cache-Control"] = "no-store"
-    return chat_view(engine, sid)
+    return chat_view(engine.store, sid)
 
 
 @chat.post("/chat/{token}/messages", status_code=202)

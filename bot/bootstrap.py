@@ -1,9 +1,16 @@
-"""The composition root: builds the engine with real adapters from settings, once per process."""
+"""The composition root: builds the engine's services with real adapters, once per process.
+
+Each service gets the few collaborators it uses, built here bottom up, so the dependency
+graph is this one function: store, clock, jobs and leases at the bottom; the outbox, events,
+slots and inbox on them; conversations, the compiler, sub-tasks, runs and schedules above;
+inbound processing and the sweeper on top.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping, Sequence
 
 import redis
 
@@ -11,23 +18,81 @@ from bot.llm import LiteLLM  # cheap: litellm itself is imported on the first mo
 from bot.queue import RQJobs
 from channels import build_channels
 from engine.agent import AgentConfig
+from engine.compiler import Compiler
+from engine.conversation import Conversations
 from engine.engine import Engine
+from engine.events import Events
+from engine.inbound import InboundProcessor
+from engine.inbox import Inbox
+from engine.leases import Leases
+from engine.limits import Slots
+from engine.outbox import Outbox
+from engine.ports import Channel, Clock, Jobs, Model, SystemClock
+from engine.runs import Runs
+from engine.schedules import Schedules
+from engine.store import Store
+from engine.subtasks import Subtasks
+from engine.sweeper import Sweeper
 
 from .settings import Settings
 
 log = logging.getLogger("taskbot")
+
+#: A model slot outlives a few missed heartbeats of a busy worker before it counts as dead.
+MIN_SLOT_TTL = 10.0
 
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, health_check_interval=30)
 
 
-def build_engine(settings: Settings | None = None, *, announce: bool = False) -> Engine:
-    """Wire Redis, RQ, the configured channels and the engine.
+def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: Clock | None = None,
+         default_model: str = "scripted", lease_seconds: float = 60.0, batch_size: int = 100,
+         public_url: str = "http://127.0.0.1:8080", webhook_urls: Sequence[str] = (), model: Model | None = None,
+         agent: AgentConfig | None = None, max_concurrent: int = 10) -> Engine:
+    """Build every service on one Redis connection, job queue and set of channels.
+
+    Args:
+        r: the Redis connection (store and queue).
+        jobs: the job queue port.
+        channels: configured channel adapters by name.
+        clock: the time source (tests inject one).
+        default_model: model of the built-in ``default`` assistant.
+        lease_seconds: how long a job may take before the sweeper runs it again.
+        batch_size: sub-tasks opened per fan-out job.
+        public_url: base URL for web chat links.
+        webhook_urls: where system events are POSTed (none: events are not recorded).
+        model: the LLM port for assistants whose model is not ``scripted`` (the litellm adapter).
+        agent: how the agent loop behaves (history bound, steps per turn, retries).
+        max_concurrent: most assistant turns at once across every worker.
+    """
+    clock = clock or SystemClock()
+    agent = agent or AgentConfig()
+    store = Store(r, default_model)
+    leases = Leases(r, clock, lease_seconds)
+    outbox = Outbox(r, channels, lease_seconds)
+    events = Events(r, clock, jobs, webhook_urls)
+    slots = Slots(r, clock, jobs, leases, max_concurrent, max(lease_seconds, MIN_SLOT_TTL))
+    inbox = Inbox(r, clock, jobs, leases)
+    conversations = Conversations(store, clock, inbox, slots, model, agent)
+    compiler = Compiler(store, slots, model, agent)
+    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox)
+    runs = Runs(store, clock, jobs, leases, events, outbox, subtasks, conversations, compiler, batch_size)
+    schedules = Schedules(store, clock, runs)
+    inbound = InboundProcessor(store, clock, inbox, outbox, conversations, subtasks, runs, schedules)
+    sweeper = Sweeper(r, clock, jobs, leases, slots, inbox)
+    return Engine(r=r, store=store, jobs=jobs, channels=dict(channels), clock=clock, leases=leases, events=events,
+                  inbox=inbox, inbound=inbound, conversations=conversations, subtasks=subtasks, runs=runs,
+                  schedules=schedules, sweeper=sweeper, public_url=public_url)
+
+
+def build_engine(settings: Settings | None = None, *, announce: bool = False, clock: Clock | None = None) -> Engine:
+    """Wire Redis, RQ, the configured channels and the engine from settings.
 
     Args:
         settings: configuration; read from the environment when omitted.
         announce: log once which channels are off and why (at service start-up).
+        clock: the time source (tests inject one).
     """
     settings = settings or Settings()
     r = connect(settings.redis_url)
@@ -37,10 +102,10 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False) ->
             log.info(line)
     agent = AgentConfig(history=settings.history_messages, max_steps=settings.max_turn_steps,
                         retries=settings.model_retries, backoff=settings.model_backoff, timeout=settings.model_timeout)
-    return Engine(r, RQJobs(r), channels, default_model=settings.model, lease_seconds=settings.lease_seconds,
-                  batch_size=settings.batch_size, public_url=settings.base_url,
-                  webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
-                  model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks)
+    return wire(r, RQJobs(r), channels, clock=clock, default_model=settings.model,
+                lease_seconds=settings.lease_seconds, batch_size=settings.batch_size, public_url=settings.base_url,
+                webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
+                model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks)
 
 
 @functools.cache

@@ -26,12 +26,12 @@ def fan_in(rid: str, step: str | int) -> None:
 
 def process_inbox(qid: str) -> None:
     """Apply a sender's stored messages in the order they came."""
-    engine().inbox.drain(qid)
+    engine().inbound.drain(qid)
 
 
 def process_inbound(iid: str) -> None:
     """A message stored by an earlier version (lease ``in:<iid>``): drained with its sender's inbox."""
-    engine().inbox.process_legacy(iid)
+    engine().inbound.process_legacy(iid)
 
 
 def notify_owner(rid: str, kind: str) -> None:

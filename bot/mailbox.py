@@ -17,8 +17,9 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from channels.email import EmailChannel, MailboxConfig
-from engine.engine import Engine, new_id
+from engine.engine import Engine
 from engine.keys import PREFIX
+from engine.store import new_id
 
 log = logging.getLogger("taskbot.mailbox")
 

@@ -27,12 +27,12 @@ from starlette.concurrency import run_in_threadpool
 
 from channels.slack import SlackChannel
 from engine import keys
+from engine.cron import check as check_cron
 from engine.definitions import load_definition
 from engine.engine import Engine
 from engine.errors import InvalidInput, NotFound
 from engine.model import Contact
 from engine.ports import Address, DeliveryFailed, Outbound
-from engine.schedules import check as check_cron
 
 from .commands import Actor, UsageError, execute, parse
 from .settings import Settings

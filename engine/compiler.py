@@ -1,25 +1,28 @@
-"""The compile step through a model: the material of the run, the output type's instructions, one call.
+"""The compile step (SPEC §3, §5): the scripted Markdown report, or one model call for the output type.
 
-Holding a slot (taken by the caller), it gathers what the run collected (answers by participant,
-who did not answer, the owner's conversations, content saved by tools), asks the model for the
-deliverable the output type describes, and stores it: Markdown text, or a file (an image made
-by the model's image generation, or the text saved as a file). A provider that still fails after
-the retries, or a model that cannot make images, fails the run with the reason.
+Through a model, holding a concurrency slot, it gathers what the run collected (answers by
+participant, who did not answer, the owner's conversations, content saved by tools), asks the
+model for the deliverable the output type describes, and returns it: Markdown text, or a file
+(an image made by the model's image generation, or the text saved as a file). A provider that
+still fails after the retries, or a model that cannot make images, is a failure with the
+reason. Storing the deliverable and moving the run on is the caller's (:mod:`.runs`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from . import outputs
-from .agent import call_model, compile_messages, history, model_opts
+from .agent import AgentConfig, call_model, compile_messages, history, model_opts
+from .conversation import NoModel
+from .limits import Slots
 from .model import Assistant, CompileState, ConversationState, TaskState
-from .ports import ModelError
-
-if TYPE_CHECKING:
-    from .conversation import Conversations
+from .ports import Model, ModelError, Usage
+from .report import markdown_report
+from .store import Store
 
 log = logging.getLogger("taskbot.compiler")
 
@@ -27,11 +30,30 @@ log = logging.getLogger("taskbot.compiler")
 MAX_MATERIAL = 60_000
 
 
-def material(conv: Conversations, run: dict[str, str], step: int) -> str:
+@dataclass(frozen=True)
+class Compiled:
+    """A deliverable to store: its fields, the run's one-line summary, its file (image or file types)."""
+
+    deliverable: dict[str, Any]
+    summary: str
+    file: bytes | None = None
+    usage: Usage = Usage()
+    calls: int = 0
+
+
+@dataclass(frozen=True)
+class CompileFailed:
+    """The compile step failed for good: the run fails with ``reason`` (the tokens spent still count)."""
+
+    reason: str
+    usage: Usage = Usage()
+    calls: int = 0
+
+
+def material(store: Store, config: AgentConfig, run: dict[str, str], step: int) -> str:
     """What the run gathered, as Markdown the model reads."""
-    e = conv.e
-    states = e.definition_of(run).states()
-    subs = [s for s in e.store.subs_fields(e.store.sub_ids(run["id"])) if s]
+    states = store.definition_of(run).states()
+    subs = [s for s in store.subs_fields(store.sub_ids(run["id"])) if s]
     gathered = {k: v for k, v in json.loads(run["gathered"]).items() if k not in ("tasks", "task_status")}
     parts = []
     if gathered:
@@ -50,10 +72,10 @@ def material(conv: Conversations, run: dict[str, str], step: int) -> str:
             parts.append("\n".join(lines))
         elif isinstance(state, ConversationState):
             for s in mine:
-                said = history(e.store.conversation(s["id"]), conv.config.history)
+                said = history(store.conversation(s["id"]), config.history)
                 transcript = "\n".join(f"{m['role']}: {m['content']}" for m in said)
                 parts.append(f"## Conversation with {s.get('name') or s['participant_id']}\n\n{transcript}")
-    for item in e.store.saved(run["id"]):
+    for item in store.saved(run["id"]):
         parts.append(f"## Saved content {item['id']}: {item['title']}\n\n{item['content']}")
     text = "\n\n".join(parts) or "(nothing was gathered)"
     if len(text) > MAX_MATERIAL:
@@ -69,43 +91,88 @@ def summary_of(text: str, fallback: str) -> str:
     return fallback
 
 
-def compile_with_model(conv: Conversations, run: dict[str, str], assistant: Assistant, step: int,
-                       state: CompileState) -> bool:
-    """Write and store the deliverable; True when stored (the caller moves the run on)."""
-    e, rid = conv.e, run["id"]
-    definition = e.definition_of(run)
-    output = outputs.get(definition.output_type)
-    messages = compile_messages(assistant, definition, state.instructions or definition.description,
-                                output.instructions, material(conv, run, step))
-    try:
-        completion = call_model(conv.model, assistant, messages, [], conv.config)
-    except ModelError as exc:
-        e.runs.fail(rid, f"compile failed: the model {assistant.model} did not answer ({exc.reason})")
-        return False
-    text = completion.text.strip()
-    file: bytes | None = None
-    deliverable: dict[str, Any] = {"output_type": definition.output_type, "title": definition.name, "content": text}
-    if output.kind == "image":
-        image_model = assistant.image_model or assistant.model
+class Compiler:
+    """Compile a run's deliverable.
+
+    Args:
+        store: the records (what the run gathered).
+        slots: the concurrency limits a model's compile holds a slot of.
+        model: the LLM port (None: a compile through a model fails clearly).
+        config: the agent loop's retries and bounds.
+    """
+
+    def __init__(self, store: Store, slots: Slots, model: Model | None, config: AgentConfig) -> None:
+        self.store = store
+        self.slots = slots
+        self.model: Model = model or NoModel()
+        self.config = config
+
+    def compile(self, run: dict[str, str], step: int, state: CompileState) -> Compiled | CompileFailed | None:
+        """The deliverable of workflow state ``step``; None while it waits for a model slot (the
+        step's lease stays, and a freed slot wakes it)."""
+        assistant = self.store.assistant_of(run)
+        if assistant.scripted:
+            return self.report(run, step, state)
+        rid = run["id"]
+        with self.slots.hold(f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks, f"run:{rid}") as got:
+            if got != 1:
+                return None
+            return self.with_model(run, assistant, step, state)
+
+    def report(self, run: dict[str, str], step: int, state: CompileState) -> Compiled:
+        """The scripted compile: a Markdown report of every fan-out state's answers."""
+        definition = self.store.definition_of(run)
+        states = definition.states()
+        subs = self.store.subs_fields(self.store.sub_ids(run["id"]))
+        gathered = json.loads(run["gathered"])
+        sections = []
+        for index, earlier in enumerate(states[:step]):
+            if isinstance(earlier, TaskState):
+                people = [{"id": s["participant_id"], "name": s["name"], "status": s["status"],
+                           "data": json.loads(s["data"]), "reason": s.get("reason", "")}
+                          for s in subs if s["step"] == str(index)]
+                sections.append((earlier.fields, people))
+        if not sections:
+            content = markdown_report(definition.name, state.instructions or definition.description, [], [],
+                                      gathered)
+        else:
+            content = "\n".join(markdown_report(definition.name if i == 0 else (states[i].name or "Answers"),
+                                                definition.description if i == 0 else "", fields, people,
+                                                gathered if i == len(sections) - 1 else None)
+                                for i, (fields, people) in enumerate(sections))
+        summary = content.splitlines()[2] if len(content.splitlines()) > 2 else definition.name
+        return Compiled({"output_type": definition.output_type, "title": definition.name, "content": content},
+                        summary)
+
+    def with_model(self, run: dict[str, str], assistant: Assistant, step: int,
+                   state: CompileState) -> Compiled | CompileFailed:
+        """Write the deliverable with the assistant's model (the caller holds the slot)."""
+        definition = self.store.definition_of(run)
+        output = outputs.get(definition.output_type)
+        messages = compile_messages(assistant, definition, state.instructions or definition.description,
+                                    output.instructions, material(self.store, self.config, run, step))
         try:
-            file = conv.model.image(image_model, text, **model_opts(assistant, conv.config))
+            completion = call_model(self.model, assistant, messages, [], self.config)
         except ModelError as exc:
-            conv.count_now(rid, completion.usage, 1)
-            e.runs.fail(rid, f"image generation failed: the model {image_model} cannot make images ({exc.reason})")
-            return False
-    elif output.kind == "file":
-        file = text.encode()
-    if file is not None:
-        name = outputs.filename(definition.name, output)
-        deliverable.update(filename=name, content_type=output.content_type, size=len(file),
-                           content=f"{output.kind.capitalize()} {name} ({len(file):,} bytes)"
-                                   + (f"\n\n{text}" if output.kind == "image" else ""))
-
-    def usage(p: Any) -> None:
-        conv.count(p, rid, completion.usage, 1)
-
-    summary = summary_of(text, definition.name) if output.kind == "text" else deliverable["content"].splitlines()[0]
-    if e.runs.deliver(rid, step, deliverable, summary, file=file, usage=usage):
-        return True
-    conv.count_now(rid, completion.usage, 1)
-    return False
+            return CompileFailed(f"compile failed: the model {assistant.model} did not answer ({exc.reason})")
+        text = completion.text.strip()
+        file: bytes | None = None
+        deliverable: dict[str, Any] = {"output_type": definition.output_type, "title": definition.name,
+                                       "content": text}
+        if output.kind == "image":
+            image_model = assistant.image_model or assistant.model
+            try:
+                file = self.model.image(image_model, text, **model_opts(assistant, self.config))
+            except ModelError as exc:
+                return CompileFailed(f"image generation failed: the model {image_model} cannot make images "
+                                     f"({exc.reason})", completion.usage, 1)
+        elif output.kind == "file":
+            file = text.encode()
+        if file is not None:
+            name = outputs.filename(definition.name, output)
+            deliverable.update(filename=name, content_type=output.content_type, size=len(file),
+                               content=f"{output.kind.capitalize()} {name} ({len(file):,} bytes)"
+                                       + (f"\n\n{text}" if output.kind == "image" else ""))
+        summary = (summary_of(text, definition.name) if output.kind == "text"
+                   else deliverable["content"].splitlines()[0])
+        return Compiled(deliverable, summary, file, completion.usage, 1)

@@ -14,28 +14,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from . import keys
 from .agent import AgentConfig, AgentTurn, history, run_turn, system_prompt
-from .errors import NotFound, TaskbotError
+from .errors import NotFound
+from .inbox import Inbox
 from .limits import Slots
-from .model import Assistant, CompileState, ConversationState, FieldSpec, TaskDefinition
-from .ports import Completion, Inbound, Model, ModelError, Usage
+from .model import Assistant, ConversationState, FieldSpec, TaskDefinition, TaskState
+from .ports import Clock, Completion, Inbound, Model, ModelError, Usage
 from .scripted import opening
-from .store import decode_hash, dumps
-from .subtasks import message
+from .store import Store, decode_hash, dumps, message
 from .tools import ToolContext, offered
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 log = logging.getLogger("taskbot.conversation")
 
 FAULT_TEXT = ("Sorry, I cannot answer right now (the assistant's service is failing). Your message is kept; "
               "write again in a while and I will pick up from here.")
 ASSISTANT_TTL = 2.0
-MIN_SLOT_TTL = 10.0
+#: Longer messages are cut, with a note in the conversation (SPEC §10).
+MAX_TEXT = 20_000
+CLOSED_TEXT = "Thanks! This task has already closed, so your message was kept but not recorded as an answer."
+NOT_OPEN_TEXT = "This task has not started for you yet; your message was kept."
 KICKOFF_TEXT = "Start the task now. Do what it asks; ask the owner only for what you need."
 
 
@@ -83,23 +83,50 @@ class NoModel:
         raise ModelError("no model adapter is configured", retryable=False)
 
 
+def plan(definition: TaskDefinition, assistant: Assistant, kind: str) -> TaskDefinition:
+    """A direct task run by a model is a conversation with the owner, then the compile step
+    (a delegated one skips the conversation: another assistant asked, not a person)."""
+    if definition.template is not None or definition.workflow is not None or kind == "delegation":
+        return definition
+    if assistant.scripted:
+        return definition
+    return TaskDefinition.model_validate({
+        **definition.model_dump(exclude_none=True),
+        "workflow": [{"type": "conversation", "instructions": definition.description},
+                     {"type": "compile", "instructions": definition.description}]})
+
+
 class Conversations:
-    def __init__(self, engine: Engine, model: Model | None, config: AgentConfig, max_concurrent: int) -> None:
-        self.e = engine
+    """How conversations open and how a model's turns are taken.
+
+    Args:
+        store: the records.
+        clock: the time source.
+        inbox: where notes from taskbot are posted (they run a turn like a message would).
+        slots: the concurrency limits a model's turn holds a slot of.
+        model: the LLM port (None: every model turn fails clearly).
+        config: the agent loop's bounds and retries.
+    """
+
+    def __init__(self, store: Store, clock: Clock, inbox: Inbox, slots: Slots, model: Model | None,
+                 config: AgentConfig) -> None:
+        self.store = store
+        self.r = store.r
+        self.clock = clock
+        self.inbox = inbox
+        self.slots = slots
         self.model: Model = model or NoModel()
         self.config = config
-        # a slot outlives a few missed heartbeats of a busy worker before it counts as dead
-        self.slots = Slots(engine, max_concurrent, max(engine.lease_seconds, MIN_SLOT_TTL))
         self._assistants: dict[str, tuple[float, Assistant]] = {}
 
     def assistant_for(self, rid: str) -> Assistant:
         """The run's assistant, read at most every few seconds per process: every answer asks
         whether its conversation is live, and the scripted path must stay one round trip lean."""
-        aid = self.e.definition_of(rid).assistant
+        aid = self.store.definition_of(rid).assistant
         now = time.monotonic()
         cached = self._assistants.get(aid)
         if cached is None or cached[0] < now:
-            cached = (now + ASSISTANT_TTL, self.e.store.get_assistant(aid, self.e.default_model))
+            cached = (now + ASSISTANT_TTL, self.store.assistant(aid))
             self._assistants[aid] = cached
         return cached[1]
 
@@ -111,26 +138,14 @@ class Conversations:
         return SCRIPTED if assistant.scripted else AGENT
 
     def opening(self, run: dict[str, str], state: ConversationState | Any) -> str:
-        definition = self.e.definition_of(run)
+        definition = self.store.definition_of(run)
         return self.of(self.assistant_for(run["id"])).opening(definition, state.instructions, list(state.fields))
-
-    def plan(self, definition: TaskDefinition, kind: str) -> TaskDefinition:
-        """A direct task run by a model is a conversation with the owner, then the compile step
-        (a delegated one skips the conversation: another assistant asked, not a person)."""
-        if definition.template is not None or definition.workflow is not None or kind == "delegation":
-            return definition
-        if self.e.store.get_assistant(definition.assistant, self.e.default_model).scripted:
-            return definition
-        return TaskDefinition.model_validate({
-            **definition.model_dump(exclude_none=True),
-            "workflow": [{"type": "conversation", "instructions": definition.description},
-                         {"type": "compile", "instructions": definition.description}]})
 
     # -- synthetic messages: the kick-off of a free conversation, a delegated result -----------------
     def post_note(self, sid: str, text: str, note: str, provider_id: str, **meta: Any) -> None:
         """Put a note from taskbot into a live conversation; it runs a turn like a message would."""
-        sub = self.e.store.sub_fields(sid)
-        self.e.inbox.receive(Inbound(sub.get("channel") or "web", sub.get("address") or sub["participant_id"],
+        sub = self.store.sub_fields(sid)
+        self.inbox.receive(Inbound(sub.get("channel") or "web", sub.get("address") or sub["participant_id"],
                                      text, provider_id, reply_to=sub["token"], meta={"note": note, **meta}))
 
     def kickoff(self, run: dict[str, str], sid: str, state: Any) -> None:
@@ -138,25 +153,15 @@ class Conversations:
         if not state.fields and self.of(self.assistant_for(run["id"])).live:
             self.post_note(sid, KICKOFF_TEXT, "kickoff", f"kickoff:{sid}")
 
-    def delegate(self, rid: str, assistant_id: str, instructions: str, parent_sid: str) -> None:
-        """Start the delegated run (its id was fixed when the tool ran, so this happens once)."""
-        if self.e.r.exists(keys.run(rid)):
-            return
-        parent = self.e.store.run_fields(self.e.store.sub_fields(parent_sid)["run_id"])
-        definition = TaskDefinition(id="delegation", name=f"Delegated to {assistant_id}", output_type="freeform",
-                                    description=instructions, assistant=assistant_id, owner=parent["owner"])
-        self.e.runs.start(definition, {}, kind="delegation", by=parent_sid, rid=rid,
-                          extra={"parent_sub": parent_sid})
-
     def deliver_result(self, rid: str) -> None:
         """A delegated run ended: its result goes back into the conversation that asked."""
-        run = self.e.store.run_fields(rid)
+        run = self.store.run_fields(rid)
         parent = run.get("parent_sub")
         if not parent:
             return
-        assistant = self.e.definition_of(run).assistant
+        assistant = self.store.definition_of(run).assistant
         if run["status"] in ("completed", "awaiting_review"):
-            body = "\n\n".join(d["content"] for d in self.e.store.deliverables(rid)) or "(no content)"
+            body = "\n\n".join(d["content"] for d in self.store.deliverables(rid)) or "(no content)"
         else:
             body = f"It {run['status']}: {run.get('error_message') or 'no reason given'}"
         text = f"Result of the work delegated to {assistant} (run {rid}):\n\n{body[:8000]}"
@@ -176,11 +181,11 @@ class Conversations:
             None for a scripted assistant (the inbox applies it); ``"wait"`` when the turn is
             queued for a slot (the inbound and its lease stay); ``"applied"`` otherwise.
         """
-        rid = self.e.r.hget(keys.sub(sid), "run_id")
+        rid = self.r.hget(keys.sub(sid), "run_id")
         if rid is None or self.assistant_for(rid.decode()).scripted:
             return None
-        sub = self.e.store.sub_fields(sid)
-        run = self.e.store.run_fields(sub["run_id"])
+        sub = self.store.sub_fields(sid)
+        run = self.store.run_fields(sub["run_id"])
         assistant = self.assistant_for(run["id"])
         meta = json.loads(msg.get("meta") or "{}")
         if sub["status"] != "running" or meta.get("auto_reply"):
@@ -189,35 +194,32 @@ class Conversations:
         with self.slots.hold(member, assistant.id, assistant.max_concurrent_tasks, f"sub:{sid}") as got:
             if got != 1:
                 return "wait"
-            if self.e.r.hget(keys.inbound(iid), "state") != b"stored":
+            if self.r.hget(keys.inbound(iid), "state") != b"stored":
                 return "applied"  # another job applied it while this one waited
-            sub = self.e.store.sub_fields(sid)  # it may have waited: closed since, it gets no turn
+            sub = self.store.sub_fields(sid)  # it may have waited: closed since, it gets no turn
             turn = self._compute(iid, sub, run, assistant, msg, meta) if sub["status"] == "running" else None
             self._apply(iid, sid, msg, run, turn)
         return "applied"
 
     def _compute(self, iid: str, sub: dict[str, str], run: dict[str, str], assistant: Assistant,
                  msg: dict[str, str], meta: dict[str, Any]) -> AgentTurn:
-        from .inbound import MAX_TEXT
-
-        definition = self.e.definition_of(run)
-        state = self.e.state_of(run, int(sub["step"]))
+        definition = self.store.definition_of(run)
+        state = self.store.state_of(run, int(sub["step"]))
+        assert isinstance(state, ConversationState | TaskState)
         fields: list[FieldSpec] = list(state.fields)
         data = json.loads(sub["data"])
         bound = self.config.history
-        stored = self.e.r.lrange(keys.sub_conv(sub["id"]), -max(4 * bound, 40) if bound else 0, -1)
+        stored = self.r.lrange(keys.sub_conv(sub["id"]), -max(4 * bound, 40) if bound else 0, -1)
         conversation = [json.loads(m) for m in stored]
         conversation.append({"role": "system" if meta.get("note") else "user", "text": msg["text"][:MAX_TEXT]})
         tools = offered(assistant, definition)
-        ctx = ToolContext(self.e, sub["id"], run, definition, fields, dict(data), turn_key=iid)
+        ctx = ToolContext(self.store, self.clock.now(), sub["id"], run, definition, fields, dict(data), turn_key=iid)
         system = system_prompt(assistant, definition, state.instructions, fields, data,
                                sub.get("name") or sub["participant_id"], tools)
         return run_turn(self.model, self.config, assistant, system, history(conversation, bound), tools, ctx)
 
     def _apply(self, iid: str, sid: str, msg: dict[str, str], run: dict[str, str], turn: AgentTurn | None) -> None:
         """Record the message and the turn's effects at once; nothing if another job did already."""
-        from .inbound import CLOSED_TEXT, MAX_TEXT, NOT_OPEN_TEXT
-
         text, at = msg["text"], float(msg["at"])
         cut = len(text) > MAX_TEXT
         meta = json.loads(msg.get("meta") or "{}")
@@ -229,7 +231,7 @@ class Conversations:
             if p.hget(keys.inbound(iid), "state") != b"stored":
                 return False
             sub = decode_hash(p.hgetall(keys.sub(sid)))
-            now = self.e.now()
+            now = self.clock.now()
             late = sub["status"] != "running"
             first = (message("system", text[:MAX_TEXT], at, kind=note, **({"late": True} if late else {}))
                      if note else message("user", text[:MAX_TEXT], at, **extra, **(
@@ -278,65 +280,13 @@ class Conversations:
             for item in (turn.saved if turn and not turn.failed and not late else []):
                 p.rpush(keys.run_saved(run["id"]), dumps(item))
             if notify:
-                self.e.notify(p, run["owner"], "assistant_error", run,
+                self.store.notify(p, now, run["owner"], "assistant_error", run,
                               f"The assistant could not answer {sub.get('name') or sub['participant_id']} in run "
                               f"{run['id']} of {run['task_id']}: {notify}. Their message is kept; their next "
                               "message tries again.")
-            self.count(p, run["id"], usage, turn.calls if turn else 0, sid)
+            self.store.count_usage(p, run["id"], usage, turn.calls if turn else 0, sid)
             p.hset(keys.inbound(iid), mapping=update)
             return True
 
-        if not self.e.r.transaction(apply, keys.sub(sid), keys.inbound(iid), value_from_callable=True) and turn:
-            self.count_now(run["id"], usage, turn.calls, sid)  # spent, even though another job's turn won
-
-    def count(self, p: Any, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
-        """Add a turn's or a compile's tokens to its sub-task, its run and the grand total."""
-        if not calls:
-            return
-        for key in ([keys.sub(sid)] if sid else []):
-            p.hincrby(key, "tokens_prompt", usage.prompt_tokens)
-            p.hincrby(key, "tokens_completion", usage.completion_tokens)
-        for key in (keys.run_usage(rid), keys.USAGE):
-            p.hincrby(key, "prompt", usage.prompt_tokens)
-            p.hincrby(key, "completion", usage.completion_tokens)
-            p.hincrby(key, "calls", calls)
-
-    def count_now(self, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
-        with self.e.r.pipeline() as p:
-            self.count(p, rid, usage, calls, sid)
-            p.execute()
-
-    def run_effects(self, iid: str, sid: str, msg: dict[str, str]) -> None:
-        """Start what the turn's tools asked for outside the sub-task. Each effect's id was fixed
-        when the turn was computed, so running this again after a crash does nothing twice."""
-        for effect in json.loads(msg.get("effects") or "[]"):
-            try:
-                if effect["kind"] == "delegate":
-                    self.delegate(effect["id"], effect["assistant"], effect["instructions"], sid)
-                elif effect["kind"] == "schedule" and not self.e.r.hexists(keys.SCHEDULES, effect["id"]):
-                    self.e.schedules.create(effect["task_id"], effect["cron"], effect["timezone"],
-                                            schedule_id=effect["id"])
-            except TaskbotError as exc:  # checked when the tool ran; changed since: say so, do not retry
-                log.warning("effect %s of %s refused: %s", effect, iid, exc)
-                self.e.r.rpush(keys.sub_conv(sid), message("system", f"{effect['kind']} failed: {exc}",
-                                                           self.e.now(), kind="fault"))
-        self.e.r.hdel(keys.inbound(iid), "effects")
-
-    # -- the compile step through the model --------------------------------------------------------------
-    def compile(self, rid: str, step: int, state: CompileState) -> bool:
-        """Compile the run's deliverable with its assistant's model; False while waiting for a slot."""
-        from .compiler import compile_with_model
-
-        run = self.e.store.run_fields(rid)
-        assistant = self.e.assistant_of(run)
-        with self.slots.hold(f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks, f"run:{rid}") as got:
-            if got != 1:
-                return False
-            delivered = compile_with_model(self, run, assistant, step, state)
-        if delivered:  # the slot is free again before the run moves on
-            self.e.runs.advance(rid, step + 1)
-        return True
-
-    def usage_of(self, sub: dict[str, str]) -> dict[str, int]:
-        prompt, completion = int(sub.get("tokens_prompt", 0)), int(sub.get("tokens_completion", 0))
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if not self.r.transaction(apply, keys.sub(sid), keys.inbound(iid), value_from_callable=True) and turn:
+            self.store.count_usage_now(run["id"], usage, turn.calls, sid)  # spent, though another job's turn won

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import redis
 
 from . import keys
+from .ports import Clock, Jobs
 from .store import dumps
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 
 class Events:
-    def __init__(self, engine: Engine, urls: Sequence[str]) -> None:
-        self.e = engine
+    """Record events in transitions, and hand them to delivery jobs.
+
+    Args:
+        r: the Redis connection.
+        clock: the time source (events carry their time).
+        jobs: the job queue (one delivery job per event and URL).
+        urls: the webhook URLs (none: nothing is recorded).
+    """
+
+    def __init__(self, r: redis.Redis, clock: Clock, jobs: Jobs, urls: Sequence[str]) -> None:
+        self.r = r
+        self.clock = clock
+        self.jobs = jobs
         self.urls = [u for u in urls if u]
 
     @property
@@ -32,7 +43,7 @@ class Events:
         """The JSON body of one event; empty when no webhook is configured (nothing is stored)."""
         if not self.urls:
             return ""
-        return dumps({"id": secrets.token_hex(8), "event": event, "at": self.e.now(), **payload})
+        return dumps({"id": secrets.token_hex(8), "event": event, "at": self.clock.now(), **payload})
 
     def emit(self, pipe: Any, event: str, **payload: Any) -> None:
         """Record an event inside the caller's transaction."""
@@ -43,9 +54,9 @@ class Events:
         """Queue one delivery job per (event, URL); returns the number of events moved."""
         if not self.urls:
             return 0
-        items = [i.decode() for i in self.e.r.lrange(keys.EVENTS, 0, limit - 1)]
+        items = [i.decode() for i in self.r.lrange(keys.EVENTS, 0, limit - 1)]
         if not items:
             return 0
-        self.e.jobs.enqueue_many([("deliver_webhook", (url, item)) for item in items for url in self.urls])
-        self.e.r.ltrim(keys.EVENTS, len(items), -1)
+        self.jobs.enqueue_many([("deliver_webhook", (url, item)) for item in items for url in self.urls])
+        self.r.ltrim(keys.EVENTS, len(items), -1)
         return len(items)

@@ -18,12 +18,12 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+
+import redis
 
 from . import keys
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .leases import Leases, job_for
+from .ports import Clock, Jobs
 
 log = logging.getLogger("taskbot.limits")
 
@@ -118,41 +118,40 @@ class Slots:
     """Take, hold and free turn slots.
 
     Args:
-        engine: the engine (Redis, clock, jobs).
+        r: the Redis connection.
+        clock: the time source.
+        jobs: the job queue (a freed slot queues the jobs of the waiters it lets go).
+        leases: the work leases (a slot's heartbeat keeps its item's lease; waiting is forgiven).
         limit: most turns at once across every worker (TASKBOT_MAX_CONCURRENT_TASKS).
         ttl: seconds a slot lives without a heartbeat (a dead worker's slot frees after this).
     """
 
-    def __init__(self, engine: Engine, limit: int, ttl: float) -> None:
-        self.e = engine
+    def __init__(self, r: redis.Redis, clock: Clock, jobs: Jobs, leases: Leases, limit: int, ttl: float) -> None:
+        self.r = r
+        self.clock = clock
+        self.jobs = jobs
+        self.leases = leases
         self.limit = max(1, limit)
         self.ttl = ttl
-        self._acquire = engine.r.register_script(ACQUIRE)
-        self._release = engine.r.register_script(RELEASE)
-        self._extend = engine.r.register_script(EXTEND)
+        self._acquire = r.register_script(ACQUIRE)
+        self._release = r.register_script(RELEASE)
+        self._extend = r.register_script(EXTEND)
         self._keys = [keys.SLOTS, keys.SLOTS_WAITING, keys.SLOTS_META, keys.SLOTS_SEQ, keys.SLOTS_WAITING_TTL,
                       keys.SLOTS_TOKENS, keys.SLOTS_WOKEN]
 
     def acquire(self, item: str, assistant: str, per_assistant: int | None, group: str, token: str) -> int:
         """1: the slot is yours; 0: wait (you are queued and will be woken); -1: another job holds it."""
         meta = f"{assistant}|{per_assistant or 0}|{group}"
-        now = self.e.now()
+        now = self.clock.now()
         return int(self._acquire(keys=self._keys, args=[now, item, meta, self.limit, self.ttl,
-                                                        3 * self.e.lease_seconds + self.ttl, token]))
+                                                        3 * self.leases.lease_seconds + self.ttl, token]))
 
     def release(self, item: str = "", token: str = "") -> list[str]:
         """Free ``item``'s slot (if ``token`` holds it) and wake the waiters that may go now."""
         woken = [w.decode() for w in self._release(keys=self._keys, args=[
-            self.e.now(), item, self.limit, token, self.e.lease_seconds])]
+            self.clock.now(), item, self.limit, token, self.leases.lease_seconds])]
         if woken:
-            from .engine import LEASE_JOBS
-
-            calls = []
-            for member in woken:
-                kind, *args = member.split(":")
-                if kind in LEASE_JOBS:
-                    calls.append((LEASE_JOBS[kind], tuple(args)))
-            self.e.jobs.enqueue_many(calls)
+            self.jobs.enqueue_many([call for call in map(job_for, woken) if call is not None])
         return woken
 
     def sweep(self) -> list[str]:
@@ -160,7 +159,7 @@ class Slots:
         return self.release()
 
     def in_use(self) -> int:
-        return int(self.e.r.zcard(keys.SLOTS))
+        return int(self.r.zcard(keys.SLOTS))
 
     @contextmanager
     def hold(self, item: str, assistant: str, per_assistant: int | None, group: str) -> Iterator[int]:
@@ -170,7 +169,7 @@ class Slots:
         got = self.acquire(item, assistant, per_assistant, group, token)
         if got != 1:
             if got == 0:  # waiting is no failure: the sweeper's re-drives of it must never give it up
-                self.e.r.hdel(keys.REDRIVES, item)
+                self.leases.forgive(item)
             yield got
             return
         stop = threading.Event()
@@ -184,10 +183,10 @@ class Slots:
             self.release(item, token)
 
     def _beat(self, item: str, token: str, stop: threading.Event) -> None:
-        interval = max(0.05, min(self.ttl, self.e.lease_seconds) / 3)
+        interval = max(0.05, min(self.ttl, self.leases.lease_seconds) / 3)
         while not stop.wait(interval):
             try:
                 self._extend(keys=[keys.SLOTS, keys.LEASES, keys.SLOTS_TOKENS],
-                             args=[item, self.e.now() + max(self.ttl, self.e.lease_seconds), token])
+                             args=[item, self.clock.now() + max(self.ttl, self.leases.lease_seconds), token])
             except Exception:  # a Redis hiccup: the next beat tries again
                 log.warning("heartbeat of %s failed", item, exc_info=True)

@@ -6,18 +6,20 @@ import json
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import keys
+from .compiler import Compiled, CompileFailed, Compiler
+from .conversation import Conversations, plan
 from .errors import Conflict, InvalidInput, NotFound
+from .events import Events
 from .filters import parse_filter
+from .leases import Leases
 from .model import FINAL_RUN, CompileState, Contact, ConversationState, RunStatus, TaskDefinition, TaskState
-from .ports import Address, DeliveryFailed, Outbound
-from .report import markdown_report
-from .store import dumps
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .outbox import Outbox
+from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
+from .store import Store, dumps, new_id
+from .subtasks import Subtasks
 
 log = logging.getLogger("taskbot.runs")
 
@@ -48,23 +50,49 @@ def as_people(value: Any) -> list[str]:
 
 
 class Runs:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
+    """Runs through their workflow: trigger, fan-out, fan-in, compile, end states, the owner told.
+
+    Args:
+        store: the records.
+        clock: the time source.
+        jobs: the job queue (steps, open batches, notifications).
+        leases: the work leases every step holds until it is done.
+        events: records run events for webhooks.
+        outbox: tells the owner on their channels.
+        subtasks: closes a run's open sub-tasks when it fails or is cancelled.
+        conversations: opening texts; a delegated run's result posted back.
+        compiler: the compile step's deliverable.
+        batch_size: sub-tasks opened per fan-out job.
+    """
+
+    def __init__(self, store: Store, clock: Clock, jobs: Jobs, leases: Leases, events: Events, outbox: Outbox,
+                 subtasks: Subtasks, conversations: Conversations, compiler: Compiler, batch_size: int = 100) -> None:
+        self.store = store
+        self.r = store.r
+        self.clock = clock
+        self.jobs = jobs
+        self.leases = leases
+        self.events = events
+        self.outbox = outbox
+        self.subtasks = subtasks
+        self.conversations = conversations
+        self.compiler = compiler
+        self.batch_size = batch_size
 
     # -- definitions ---------------------------------------------------------
     def apply(self, definition: TaskDefinition) -> TaskDefinition:
         """Store a validated definition, refusing one whose assistant does not exist."""
         try:
-            self.e.store.get_assistant(definition.assistant, self.e.default_model)
+            self.store.assistant(definition.assistant)
         except NotFound:
             raise InvalidInput("assistant", f"unknown assistant {definition.assistant!r}") from None
-        self.e.store.put_definition(definition)
+        self.store.put_definition(definition)
         return definition
 
     def set_active(self, task_id: str, active: bool) -> TaskDefinition:
-        definition = self.e.store.get_definition(task_id)
+        definition = self.store.get_definition(task_id)
         definition = definition.model_copy(update={"active": active})
-        self.e.store.put_definition(definition)
+        self.store.put_definition(definition)
         return definition
 
     # -- trigger and steps ---------------------------------------------------
@@ -75,7 +103,7 @@ class Runs:
         Raises:
             NotFound: no such task. Conflict: the task is inactive.
         """
-        definition = self.e.store.get_definition(task_id)
+        definition = self.store.get_definition(task_id)
         if not definition.active:
             raise Conflict(f"task {task_id!r} is inactive; activate it first")
         if kind not in TRIGGER_KINDS:
@@ -85,39 +113,37 @@ class Runs:
     def start(self, definition: TaskDefinition, data: dict[str, Any] | None = None, *, kind: str,
               by: str | None = None, rid: str | None = None, extra: dict[str, Any] | None = None) -> str:
         """Create a pending run of ``definition`` (stored or made up, as for a delegation)."""
-        from .engine import new_id
-
-        definition = self.e.conversations.plan(definition, kind)
+        definition = plan(definition, self.store.assistant(definition.assistant), kind)
         task_id = definition.id
         rid = rid or new_id()
-        now = self.e.now()
+        now = self.clock.now()
         owner = definition.owner or by or "owner"
         fields = {
             "id": rid, "task_id": task_id, "status": RunStatus.PENDING, "owner": owner,
             "trigger": dumps({"kind": kind, "by": by}), "gathered": dumps(data or {}),
             "created_at": now, "step": 0, **(extra or {}),
         }
-        with self.e.r.pipeline() as p:
+        with self.r.pipeline() as p:
             p.set(keys.run_definition(rid), definition.model_dump_json(exclude_none=True))
             p.hset(keys.run(rid), mapping=fields)
             p.zadd(keys.RUNS, {rid: now})
             p.zadd(keys.runs_of_task(task_id), {rid: now})
-            self.e.lease(p, f"step:{rid}:0")
-            self.e.events.emit(p, "run.pending", run_id=rid, task_id=task_id, status="pending")
+            self.leases.lease(p, f"step:{rid}:0")
+            self.events.emit(p, "run.pending", run_id=rid, task_id=task_id, status="pending")
             p.execute()
-        self.e.jobs.enqueue("advance", rid, "0")
+        self.jobs.enqueue("advance", rid, "0")
         return rid
 
     def advance(self, rid: str, step: int) -> None:
         """Enter workflow state ``step`` of the run (idempotent: a stale call does nothing)."""
         member = f"step:{rid}:{step}"
-        run = self.e.store.run_fields(rid)
+        run = self.store.run_fields(rid)
         if run["status"] == RunStatus.PENDING and step == 0:
             run = self._start(rid)
         if run["status"] != RunStatus.RUNNING or int(run["step"]) != step:
-            self.e.release(member)
+            self.leases.release(member)
             return
-        states = self.e.definition_of(run).states()
+        states = self.store.definition_of(run).states()
         if step >= len(states):
             self.finish(rid)
         else:
@@ -127,16 +153,16 @@ class Runs:
                     return  # waiting for a model slot: the step's lease stays, a freed slot wakes it
             else:
                 self._fan_out(run, step, state)
-        self.e.release(member)
+        self.leases.release(member)
 
     def _start(self, rid: str) -> dict[str, str]:
         def start(p: Any) -> None:
             if p.hget(keys.run(rid), "status") == RunStatus.PENDING.encode():
                 p.multi()
-                p.hset(keys.run(rid), mapping={"status": RunStatus.RUNNING, "started_at": self.e.now()})
-                self.e.events.emit(p, "run.running", run_id=rid, status="running")
-        self.e.r.transaction(start, keys.run(rid))
-        return self.e.store.run_fields(rid)
+                p.hset(keys.run(rid), mapping={"status": RunStatus.RUNNING, "started_at": self.clock.now()})
+                self.events.emit(p, "run.running", run_id=rid, status="running")
+        self.r.transaction(start, keys.run(rid))
+        return self.store.run_fields(rid)
 
     def participants(self, run: dict[str, str], state: TaskState | ConversationState) -> list[str]:
         """Resolve who takes part, dropping duplicates and keeping order."""
@@ -149,7 +175,7 @@ class Runs:
             people = as_people(lookup({"gathered": gathered}, state.participants_from))
         else:
             assert state.dataset is not None
-            rows = self.e.store.get_dataset(state.dataset)
+            rows = self.store.get_dataset(state.dataset)
             if state.filter:
                 query = parse_filter(state.filter)
                 rows = [row for row in rows if query.matches(row)]
@@ -169,9 +195,9 @@ class Runs:
             source = "the owner" if isinstance(state, ConversationState) else "the participant source"
             self.fail(rid, f"no participants resolved from {source}")
             return
-        contacts = self.e.store.find_contacts(people)
+        contacts = self.store.find_contacts(people)
         kind = "conversation" if isinstance(state, ConversationState) else "task"
-        now = self.e.now()
+        now = self.clock.now()
 
         def create(p: Any) -> tuple[int, int]:
             current = p.hget(keys.run(rid), "fanout_step")
@@ -194,24 +220,24 @@ class Runs:
             p.rpush(keys.run_subs(rid), *sids)
             p.set(keys.run_open(rid, step), len(sids))
             p.hset(keys.run(rid), "fanout_step", step)
-            batches = range(base, base + len(sids), self.e.batch_size)
+            batches = range(base, base + len(sids), self.batch_size)
             for start in batches:
-                self.e.lease(p, f"open:{rid}:{start}:{min(start + self.e.batch_size, base + len(sids))}")
+                self.leases.lease(p, f"open:{rid}:{start}:{min(start + self.batch_size, base + len(sids))}")
             return (base, base + len(sids))
 
-        start, end = self.e.r.transaction(create, keys.run(rid), value_from_callable=True)
-        calls = [("open_batch", (rid, str(s), str(min(s + self.e.batch_size, end))))
-                 for s in range(start, end, self.e.batch_size)]
-        self.e.jobs.enqueue_many(calls)
+        start, end = self.r.transaction(create, keys.run(rid), value_from_callable=True)
+        calls = [("open_batch", (rid, str(s), str(min(s + self.batch_size, end))))
+                 for s in range(start, end, self.batch_size)]
+        self.jobs.enqueue_many(calls)
 
     def fan_in(self, rid: str, step: int) -> None:
         """Merge a finished state's answers into ``gathered`` and enter the next state (once)."""
         member = f"fanin:{rid}:{step}"
-        run = self.e.store.run_fields(rid)
+        run = self.store.run_fields(rid)
         if run["status"] != RunStatus.RUNNING or int(run["step"]) != step:
-            self.e.release(member)
+            self.leases.release(member)
             return
-        subs = [s for s in self.e.store.subs_fields(self.e.store.sub_ids(rid)) if s.get("step") == str(step)]
+        subs = [s for s in self.store.subs_fields(self.store.sub_ids(rid)) if s.get("step") == str(step)]
 
         def merge(p: Any) -> bool:
             current = {k.decode(): v.decode() for k, v in p.hgetall(keys.run(rid)).items()}
@@ -227,51 +253,29 @@ class Runs:
                     gathered.setdefault("task_status", {})[s["participant_id"]] = s["status"]
             p.multi()
             p.hset(keys.run(rid), mapping={"gathered": dumps(gathered), "step": step + 1})
-            self.e.release(member, p)
-            self.e.lease(p, f"step:{rid}:{step + 1}")
+            self.leases.release(member, p)
+            self.leases.lease(p, f"step:{rid}:{step + 1}")
             return True
 
-        if self.e.r.transaction(merge, keys.run(rid), value_from_callable=True):
+        if self.r.transaction(merge, keys.run(rid), value_from_callable=True):
             self.advance(rid, step + 1)
         else:
-            self.e.release(member)
+            self.leases.release(member)
 
     def compile(self, rid: str, step: int, state: CompileState) -> bool:
-        """Compile the deliverable: through the assistant's model, or (scripted) a Markdown report of
-        every fan-out state's answers. False while it waits for a model slot."""
-        run = self.e.store.run_fields(rid)
-        if not self.e.assistant_of(run).scripted:
-            return self.e.conversations.compile(rid, step, state)
-        definition = self.e.definition_of(run)
-        states = definition.states()
-        subs = self.e.store.subs_fields(self.e.store.sub_ids(rid))
-        gathered = json.loads(run["gathered"])
-        sections = []
-        for index, earlier in enumerate(states[:step]):
-            if isinstance(earlier, TaskState):
-                people = [{"id": s["participant_id"], "name": s["name"], "status": s["status"],
-                           "data": json.loads(s["data"]), "reason": s.get("reason", "")}
-                          for s in subs if s["step"] == str(index)]
-                sections.append((earlier.fields, people))
-        if not sections:
-            content = markdown_report(definition.name, state.instructions or definition.description, [], [],
-                                      gathered)
-        else:
-            content = "\n".join(markdown_report(definition.name if i == 0 else (states[i].name or "Answers"),
-                                                definition.description if i == 0 else "", fields, people,
-                                                gathered if i == len(sections) - 1 else None)
-                                for i, (fields, people) in enumerate(sections))
-        summary = content.splitlines()[2] if len(content.splitlines()) > 2 else definition.name
-        if self.deliver(rid, step, {"output_type": definition.output_type, "title": definition.name,
-                                    "content": content}, summary):
+        """Compile the deliverable and move the run on; False while it waits for a model slot."""
+        result = self.compiler.compile(self.store.run_fields(rid), step, state)
+        if result is None:
+            return False
+        if isinstance(result, CompileFailed):
+            self.store.count_usage_now(rid, result.usage, result.calls)
+            self.fail(rid, result.reason)
+        elif self.deliver(rid, step, result):
             self.advance(rid, step + 1)
         return True
 
-    def deliver(self, rid: str, step: int, deliverable: dict[str, Any], summary: str, file: bytes | None = None,
-                usage: Any = None) -> bool:
+    def deliver(self, rid: str, step: int, compiled: Compiled) -> bool:
         """Store the compile step's deliverable and move the run on, once (False: it moved already)."""
-        from .engine import new_id
-
         did = new_id()
 
         def store(p: Any) -> bool:
@@ -279,18 +283,20 @@ class Runs:
             if current[0] != RunStatus.RUNNING.encode() or int(current[1]) != step:
                 return False
             p.multi()
-            p.hset(keys.deliverable(did), mapping={"id": did, "run_id": rid, **deliverable,
-                                                   "created_at": self.e.now()})
-            if file is not None:
-                p.set(keys.deliverable_file(did), file)
+            p.hset(keys.deliverable(did), mapping={"id": did, "run_id": rid, **compiled.deliverable,
+                                                   "created_at": self.clock.now()})
+            if compiled.file is not None:
+                p.set(keys.deliverable_file(did), compiled.file)
             p.rpush(keys.run_deliverables(rid), did)
-            p.hset(keys.run(rid), mapping={"step": step + 1, "result_summary": summary})
-            self.e.lease(p, f"step:{rid}:{step + 1}")
-            if usage is not None:
-                usage(p)
+            p.hset(keys.run(rid), mapping={"step": step + 1, "result_summary": compiled.summary})
+            self.leases.lease(p, f"step:{rid}:{step + 1}")
+            self.store.count_usage(p, rid, compiled.usage, compiled.calls)
             return True
 
-        return bool(self.e.r.transaction(store, keys.run(rid), value_from_callable=True))
+        if self.r.transaction(store, keys.run(rid), value_from_callable=True):
+            return True
+        self.store.count_usage_now(rid, compiled.usage, compiled.calls)  # spent, though another job won
+        return False
 
     # -- end states ----------------------------------------------------------
     def _end(self, rid: str, status: RunStatus, allowed: frozenset[str], **extra: Any) -> bool:
@@ -304,18 +310,18 @@ class Runs:
                 return False
             update = {"status": status.value, **extra}
             if status != RunStatus.AWAITING_REVIEW:
-                update["completed_at"] = self.e.now()
+                update["completed_at"] = self.clock.now()
             p.multi()
             p.hset(keys.run(rid), mapping=update)
-            self.e.notify(p, run["owner"], kind, run, END_TEXT[kind].format(**{**run, **update}))
-            self.e.events.emit(p, f"run.{status.value}", run_id=rid, task_id=run["task_id"], status=status.value,
+            self.store.notify(p, self.clock.now(), run["owner"], kind, run, END_TEXT[kind].format(**{**run, **update}))
+            self.events.emit(p, f"run.{status.value}", run_id=rid, task_id=run["task_id"], status=status.value,
                                error_message=extra.get("error_message"))
-            self.e.lease(p, f"notify:{rid}:{kind}")
+            self.leases.lease(p, f"notify:{rid}:{kind}")
             return True
 
-        ended = bool(self.e.r.transaction(end, keys.run(rid), value_from_callable=True))
+        ended = bool(self.r.transaction(end, keys.run(rid), value_from_callable=True))
         if ended:
-            self.e.jobs.enqueue("notify_owner", rid, kind)
+            self.jobs.enqueue("notify_owner", rid, kind)
         return ended
 
     def notify_owner(self, rid: str, kind: str) -> None:
@@ -325,20 +331,20 @@ class Runs:
         the claim is given back only when the send fails in a way worth retrying.
         """
         member = f"notify:{rid}:{kind}"
-        self.e.conversations.deliver_result(rid)  # a delegated run's result goes back to who asked
-        run = self.e.store.run_fields(rid)
+        self.conversations.deliver_result(rid)  # a delegated run's result goes back to who asked
+        run = self.store.run_fields(rid)
         owner = run["owner"]
-        contact = self.e.store.find_contacts([owner]).get(owner) or Contact(
+        contact = self.store.find_contacts([owner]).get(owner) or Contact(
             id=owner, email=owner if "@" in owner else None)
         text = END_TEXT[kind].format(**run)
         if kind in ("task_completed", "task_awaiting_review") and run.get("result_summary"):
             text += f" {run['result_summary']}"
         for name in ("slack", "telegram", "email"):
-            channel = self.e.channels.get(name)
+            channel = self.outbox.channel(name)
             address = channel.resolve(contact) if channel else None
             if channel is None or not address:
                 continue
-            if not self.e.r.sadd(keys.run_notified(rid), f"{kind}:{name}"):
+            if not self.r.sadd(keys.run_notified(rid), f"{kind}:{name}"):
                 continue
             out = Outbound(Address(name, address), text, key=f"{rid}:{kind}", kind="notification",
                            subject=f"taskbot: {text}")
@@ -346,13 +352,13 @@ class Runs:
                 channel.send(out)
             except DeliveryFailed as exc:
                 if not exc.permanent:
-                    self.e.r.srem(keys.run_notified(rid), f"{kind}:{name}")
+                    self.r.srem(keys.run_notified(rid), f"{kind}:{name}")
                     raise
                 log.warning("notifying %s on %s failed: %s", owner, name, exc.reason)
-        self.e.release(member)
+        self.leases.release(member)
 
     def finish(self, rid: str) -> None:
-        review = self.e.definition_of(self.e.store.run_fields(rid)).review
+        review = self.store.definition_of(self.store.run_fields(rid)).review
         self._end(rid, RunStatus.AWAITING_REVIEW if review else RunStatus.COMPLETED,
                   frozenset({RunStatus.RUNNING}))
 
@@ -364,22 +370,22 @@ class Runs:
 
     def cancel(self, rid: str) -> None:
         """Cancel a run in any state that is not final; open sub-tasks and their chases go too."""
-        run = self.e.store.run_fields(rid)
+        run = self.store.run_fields(rid)
         if run["status"] in FINAL_RUN:
             raise Conflict(f"run {rid} is already {run['status']}")
         if not self._end(rid, RunStatus.CANCELLED,
                          frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_REVIEW})):
-            raise Conflict(f"run {rid} is already {self.e.store.run_fields(rid)['status']}")
+            raise Conflict(f"run {rid} is already {self.store.run_fields(rid)['status']}")
         self._close_open_subtasks(rid, "cancelled", "run cancelled")
 
     def approve(self, rid: str) -> None:
-        run = self.e.store.run_fields(rid)
+        run = self.store.run_fields(rid)
         if run["status"] != RunStatus.AWAITING_REVIEW:
             raise Conflict(f"run {rid} is {run['status']}, not awaiting_review")
         if not self._end(rid, RunStatus.COMPLETED, frozenset({RunStatus.AWAITING_REVIEW})):
             raise Conflict(f"run {rid} changed state; try again")
 
     def _close_open_subtasks(self, rid: str, status: str, reason: str) -> None:
-        for sub in self.e.store.subs_fields(self.e.store.sub_ids(rid)):
+        for sub in self.store.subs_fields(self.store.sub_ids(rid)):
             if sub.get("status") in ("pending", "running"):
-                self.e.subtasks.finish(sub["id"], status, reason)
+                self.subtasks.finish(sub["id"], status, reason)

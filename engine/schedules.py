@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
+from typing import Any
 
 from . import keys
-from .errors import Conflict, InvalidInput, NotFound
-from .store import dumps
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .cron import check, next_time
+from .errors import Conflict, NotFound
+from .ports import Clock
+from .runs import Runs
+from .store import Store, dumps, new_id
 
 #: Fire a due schedule only if its next time is still the one we read: one firing per slot
 #: even when two scheduler loops race.
@@ -26,56 +22,48 @@ return 1
 """
 
 
-def next_time(cron: str, tz: str, after: float) -> float:
-    """The next firing after ``after`` (unix time), computed in the schedule's own zone (DST-safe)."""
-    zone = ZoneInfo(tz)
-    start = datetime.fromtimestamp(after, UTC).astimezone(zone)
-    nxt: datetime = croniter(cron, start).get_next(datetime)
-    return nxt.timestamp()
-
-
-def check(cron: str, tz: str) -> None:
-    if not croniter.is_valid(cron):
-        raise InvalidInput("cron", f"{cron!r} is not a cron expression (e.g. \"0 9 * * MON\")")
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput("timezone", f"unknown time zone {tz!r} (e.g. Europe/Paris)") from None
-
-
 class Schedules:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
-        self._advance = engine.r.register_script(ADVANCE)
+    """Create, list and fire cron schedules.
+
+    Args:
+        store: the records (definitions; schedules live beside them).
+        clock: the time source.
+        runs: starts the runs of schedules that are due.
+    """
+
+    def __init__(self, store: Store, clock: Clock, runs: Runs) -> None:
+        self.store = store
+        self.r = store.r
+        self.clock = clock
+        self.runs = runs
+        self._advance = self.r.register_script(ADVANCE)
 
     def create(self, task_id: str, cron: str, tz: str = "UTC", data: dict[str, Any] | None = None,
                schedule_id: str | None = None) -> dict[str, Any]:
-        definition = self.e.store.get_definition(task_id)
+        definition = self.store.get_definition(task_id)
         if not definition.active:
             raise Conflict(f"task {task_id!r} is inactive; an inactive task cannot get new schedules")
         check(cron, tz)
-        from .engine import new_id
-
         sid = schedule_id or new_id(4)
-        nxt = next_time(cron, tz, self.e.now())
+        nxt = next_time(cron, tz, self.clock.now())
         schedule = {"id": sid, "task_id": task_id, "cron": cron, "timezone": tz, "data": data or {},
                     "enabled": True}
-        with self.e.r.pipeline() as p:
+        with self.r.pipeline() as p:
             p.hset(keys.SCHEDULES, sid, dumps(schedule))
             p.zadd(keys.SCHEDULES_DUE, {sid: nxt})
             p.execute()
         return {**schedule, "next_run_at": nxt}
 
     def delete(self, schedule_id: str) -> None:
-        with self.e.r.pipeline() as p:
+        with self.r.pipeline() as p:
             p.hdel(keys.SCHEDULES, schedule_id)
             p.zrem(keys.SCHEDULES_DUE, schedule_id)
             if not p.execute()[0]:
                 raise NotFound("schedule", schedule_id)
 
     def all(self) -> list[dict[str, Any]]:
-        raw = self.e.r.hgetall(keys.SCHEDULES)
-        due = dict(self.e.r.zrange(keys.SCHEDULES_DUE, 0, -1, withscores=True))
+        raw = self.r.hgetall(keys.SCHEDULES)
+        due = dict(self.r.zrange(keys.SCHEDULES_DUE, 0, -1, withscores=True))
         out = []
         for sid, value in raw.items():
             schedule = json.loads(value)
@@ -89,20 +77,20 @@ class Schedules:
         A schedule missed while every process was down fires once when they come back, not
         once per missed slot. An inactive task's schedule is kept but skips its slot.
         """
-        now = self.e.now()
+        now = self.clock.now()
         started = []
-        for raw_id, score in self.e.r.zrangebyscore(keys.SCHEDULES_DUE, "-inf", now, withscores=True):
+        for raw_id, score in self.r.zrangebyscore(keys.SCHEDULES_DUE, "-inf", now, withscores=True):
             sid = raw_id.decode()
-            raw = self.e.r.hget(keys.SCHEDULES, sid)
+            raw = self.r.hget(keys.SCHEDULES, sid)
             if raw is None:
-                self.e.r.zrem(keys.SCHEDULES_DUE, sid)
+                self.r.zrem(keys.SCHEDULES_DUE, sid)
                 continue
             schedule = json.loads(raw)
             nxt = next_time(schedule["cron"], schedule["timezone"], now)
             if not self._advance(keys=[keys.SCHEDULES_DUE], args=[sid, repr(score), nxt]):
                 continue
             try:
-                started.append(self.e.runs.trigger(schedule["task_id"], dict(schedule["data"]), kind="schedule",
+                started.append(self.runs.trigger(schedule["task_id"], dict(schedule["data"]), kind="schedule",
                                                    by=f"schedule:{sid}"))
             except (NotFound, Conflict):
                 continue

@@ -1,19 +1,45 @@
-"""Reads and simple writes of taskbot's records in Redis; racing transitions live in the engine."""
+"""Reads and simple writes of taskbot's records in Redis; racing transitions live in the services."""
 
 from __future__ import annotations
 
+import functools
 import json
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import redis
 
 from . import keys
 from .errors import NotFound
-from .model import Assistant, Contact, TaskDefinition
+from .model import Assistant, CompileState, Contact, ConversationState, FieldSpec, TaskDefinition, TaskState
+from .ports import Usage
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def new_id(nbytes: int = 6) -> str:
+    return secrets.token_hex(nbytes)
+
+
+def message(role: str, text: str, at: float, **extra: Any) -> str:
+    """One conversation entry as stored (milliseconds are all a reader needs of ``at``)."""
+    return dumps({"role": role, "text": text, "at": round(at, 3), **extra})
+
+
+@functools.lru_cache(maxsize=512)
+def _snapshot(r: redis.Redis, rid: str) -> TaskDefinition:
+    """A run's definition snapshot never changes, so each process reads and parses it once.
+
+    It lives in its own key: a run's hash is read on every answer, and a definition with a
+    thousand participants listed would make every such read tens of kilobytes.
+    """
+    raw = r.get(keys.run_definition(rid))
+    if raw is None:
+        raise NotFound("run", rid)
+    return TaskDefinition.model_validate_json(raw)
 
 
 def decode_hash(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
@@ -22,10 +48,40 @@ def decode_hash(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, str]:
 
 
 class Store:
-    """Typed access to the records; every method is one or two round trips."""
+    """Typed access to the records; every method is one or two round trips.
 
-    def __init__(self, r: redis.Redis) -> None:
+    Args:
+        r: the Redis connection.
+        default_model: the model of the built-in ``default`` assistant (TASKBOT_MODEL).
+    """
+
+    def __init__(self, r: redis.Redis, default_model: str = "scripted") -> None:
         self.r = r
+        self.default_model = default_model
+
+    # -- what a run follows ----------------------------------------------------------
+    def definition_of(self, run: Mapping[str, str] | str) -> TaskDefinition:
+        """The definition a run follows (its snapshot), given the run's fields or its id."""
+        return _snapshot(self.r, run if isinstance(run, str) else run["id"])
+
+    def state_of(self, run: Mapping[str, str] | str, step: int) -> ConversationState | TaskState | CompileState:
+        return self.definition_of(run).states()[step]
+
+    def fields_of(self, run: Mapping[str, str] | str, step: int) -> list[FieldSpec]:
+        state = self.state_of(run, step)
+        assert isinstance(state, ConversationState | TaskState)
+        return list(state.fields)
+
+    def assistant(self, assistant_id: str) -> Assistant:
+        """An assistant by id (``default`` exists from the start).
+
+        Raises:
+            NotFound: no such assistant.
+        """
+        return self.get_assistant(assistant_id, self.default_model)
+
+    def assistant_of(self, run: Mapping[str, str]) -> Assistant:
+        return self.assistant(self.definition_of(run).assistant)
 
     # -- task definitions -------------------------------------------------
     def put_definition(self, definition: TaskDefinition) -> None:
@@ -157,6 +213,11 @@ class Store:
                 p.hgetall(keys.deliverable(did))
             return [decode_hash(h) for h in p.execute()]
 
+    def notify(self, pipe: Any, now: float, owner: str, kind: str, run: Mapping[str, str], text: str) -> None:
+        """Queue an in-app notification inside the caller's transaction, so it happens once."""
+        note = {"id": new_id(), "kind": kind, "run_id": run["id"], "task_id": run["task_id"], "text": text, "at": now}
+        pipe.rpush(keys.notifications(owner), json.dumps(note))
+
     def notifications(self, owner: str, limit: int = 100) -> list[dict[str, Any]]:
         return [json.loads(n) for n in self.r.lrange(keys.notifications(owner), -limit, -1)]
 
@@ -164,6 +225,44 @@ class Store:
     def saved(self, rid: str) -> list[dict[str, str]]:
         """Content an assistant saved with ``save_content`` during the run, oldest first."""
         return [json.loads(s) for s in self.r.lrange(keys.run_saved(rid), 0, -1)]
+
+    def count_usage(self, pipe: Any, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
+        """Add a turn's or a compile's tokens to its sub-task, its run and the grand total (in ``pipe``)."""
+        if not calls:
+            return
+        for key in ([keys.sub(sid)] if sid else []):
+            pipe.hincrby(key, "tokens_prompt", usage.prompt_tokens)
+            pipe.hincrby(key, "tokens_completion", usage.completion_tokens)
+        for key in (keys.run_usage(rid), keys.USAGE):
+            pipe.hincrby(key, "prompt", usage.prompt_tokens)
+            pipe.hincrby(key, "completion", usage.completion_tokens)
+            pipe.hincrby(key, "calls", calls)
+
+    def count_usage_now(self, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
+        with self.r.pipeline() as p:
+            self.count_usage(p, rid, usage, calls, sid)
+            p.execute()
+
+    def deliverable_file(self, did: str) -> tuple[str, str, bytes]:
+        """An image or file deliverable: (file name, media type, bytes).
+
+        Raises:
+            NotFound: no such deliverable, or it is not a file.
+        """
+        with self.r.pipeline(transaction=False) as p:
+            p.hmget(keys.deliverable(did), ["filename", "content_type"])
+            p.get(keys.deliverable_file(did))
+            (name, kind), data = p.execute()
+        if data is None or name is None:
+            raise NotFound("deliverable file", did)
+        return name.decode(), (kind or b"application/octet-stream").decode(), bytes(data)
+
+    def deliverable_text(self, did: str) -> tuple[str, str] | None:
+        """A deliverable's (title, content), or None."""
+        title, content = self.r.hmget(keys.deliverable(did), ["title", "content"])
+        if content is None:
+            return None
+        return (title or b"").decode(), content.decode()
 
     def usage(self, rid: str | None = None) -> dict[str, int]:
         """Tokens used by a run's model calls (or by every run): prompt, completion, total, calls."""

@@ -2,7 +2,7 @@
 
 The final transition is one Lua script: it changes the status only from an open state and
 decrements the state's open counter; the caller that brings the counter to zero is the one
-(and only one, whatever the number of workers) that runs fan-in.
+(and only one, whatever the number of workers) that queues fan-in, under a lease.
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import keys
 from .chase import decide
+from .conversation import Conversations
 from .errors import NotFound
+from .events import Events
+from .inbox import Inbox
+from .leases import Leases
 from .model import ChaseSpec, Contact, TaskState
-from .ports import Address, Delivery, DeliveryFailed, Outbound
+from .outbox import Outbox
+from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
 from .selection import select_channel
-from .store import dumps
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .store import Store, message
 
 log = logging.getLogger("taskbot.subtasks")
 
@@ -47,68 +49,53 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], sid) end
 return due
 """
 
-#: How long a reply to one of the bot's messages still finds its sub-task (late answers included).
-REF_TTL = 90 * 86400
-
 #: Chase checks handed to one job: a burst of due reminders costs a job per fifty, not one each.
 CHASE_BATCH = 50
 
-CLAIM = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 1 end
-return -1
-"""
-
-
-def message(role: str, text: str, at: float, **extra: Any) -> str:
-    """One conversation entry as stored (milliseconds are all a reader needs of ``at``)."""
-    return dumps({"role": role, "text": text, "at": round(at, 3), **extra})
-
-
 class Subtasks:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
-        self._finish = engine.r.register_script(FINISH)
-        self._claim = engine.r.register_script(CLAIM)
-        self._take = engine.r.register_script(TAKE)
+    """Open, chase and finish sub-tasks.
 
-    # -- sending, at most once per key ------------------------------------------
-    def claim(self, sid: str, key: str) -> int:
-        """1: you may send ``key``; 0: it was sent already; -1: another worker is sending it now."""
-        return int(self._claim(keys=[keys.sub_sent(sid), keys.claim(sid, key)],
-                               args=[key, int(self.e.lease_seconds * 1000)]))
+    Args:
+        store: the records.
+        clock: the time source.
+        jobs: the job queue (chase checks, fan-in).
+        leases: the work leases (open batches, fan-in).
+        outbox: sends openings and chases once.
+        events: records sub-task events for webhooks.
+        conversations: the opening text, and a free conversation's first turn.
+        inbox: whether a participant's answer waits to be applied (no chase then).
+    """
 
-    def mark_sent(self, pipe: Any, sid: str, key: str) -> None:
-        pipe.sadd(keys.sub_sent(sid), key)
-        pipe.delete(keys.claim(sid, key))
-
-    def remember_ref(self, pipe: Any, channel: str, ref: str | None, sid: str) -> None:
-        """Let a reply to this very message (Telegram reply_to, email In-Reply-To) find the sub-task."""
-        if ref:
-            pipe.set(keys.thread(channel, ref), sid, ex=REF_TTL)
-
-    def send(self, out: Outbound) -> Delivery:
-        channel = self.e.channels.get(out.address.channel)
-        if channel is None:
-            raise DeliveryFailed(f"channel {out.address.channel} is not configured", permanent=True)
-        return channel.send(out)
+    def __init__(self, store: Store, clock: Clock, jobs: Jobs, leases: Leases, outbox: Outbox, events: Events,
+                 conversations: Conversations, inbox: Inbox) -> None:
+        self.store = store
+        self.r = store.r
+        self.clock = clock
+        self.jobs = jobs
+        self.leases = leases
+        self.outbox = outbox
+        self.events = events
+        self.conversations = conversations
+        self.inbox = inbox
+        self._finish = self.r.register_script(FINISH)
+        self._take = self.r.register_script(TAKE)
 
     # -- opening ------------------------------------------------------------------
     def open_batch(self, rid: str, start: int, end: int) -> None:
         """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another."""
         member = f"open:{rid}:{start}:{end}"
         try:
-            run = self.e.store.run_fields(rid)
+            run = self.store.run_fields(rid)
         except NotFound:
-            self.e.release(member)
+            self.leases.release(member)
             return
-        sids = [s.decode() for s in self.e.r.lrange(keys.run_subs(rid), start, end - 1)]
-        subs = [s for s in self.e.store.subs_fields(sids) if s.get("status") == "pending"]
+        sids = [s.decode() for s in self.r.lrange(keys.run_subs(rid), start, end - 1)]
+        subs = [s for s in self.store.subs_fields(sids) if s.get("status") == "pending"]
         if run["status"] != "running":
-            self.e.release(member)
+            self.leases.release(member)
             return
-        contacts = self.e.store.find_contacts([s["participant_id"] for s in subs])
-        assistant = self.e.assistant_of(run)
+        contacts = self.store.find_contacts([s["participant_id"] for s in subs])
+        assistant = self.store.assistant_of(run)
         retry_at: float | None = None
         for sub in subs:
             contact = contacts.get(sub["participant_id"]) or self._stranger(sub["participant_id"])
@@ -119,18 +106,15 @@ class Subtasks:
                     self.finish(sub["id"], "failed", exc.reason)
                 else:
                     log.warning("opening %s deferred: %s", sub["id"], exc.reason)
-                    later = self.e.now() + (exc.retry_after or self.e.lease_seconds)
+                    later = self.clock.now() + (exc.retry_after or self.leases.lease_seconds)
                     retry_at = max(retry_at or 0.0, later)
             except Exception:
                 log.exception("opening %s failed; it will be retried", sub["id"])
-                retry_at = max(retry_at or 0.0, self.e.now() + self.e.lease_seconds)
+                retry_at = max(retry_at or 0.0, self.clock.now() + self.leases.lease_seconds)
         if retry_at is None:
-            self.e.release(member)
+            self.leases.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
-            with self.e.r.pipeline(transaction=False) as p:
-                p.zadd(keys.LEASES, {member: retry_at})
-                p.hdel(keys.REDRIVES, member)  # a planned deferral is not a failure: it never gives up
-                p.execute()
+            self.leases.defer(member, retry_at)
 
     @staticmethod
     def _stranger(pid: str) -> Contact:
@@ -139,21 +123,21 @@ class Subtasks:
 
     def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: Sequence[str]) -> None:
         sid = sub["id"]
-        selected = select_channel(contact, enabled, self.e.channels)
+        selected = select_channel(contact, enabled, self.outbox.channels)
         if isinstance(selected, str):
             self.finish(sid, "failed", selected)
             return
         token = sub["token"]
         step = int(sub["step"])
-        state = self.e.state_of(run, step)
-        text = self.e.conversations.opening(run, state)
+        state = self.store.state_of(run, step)
+        text = self.conversations.opening(run, state)
         key = "open"
-        if self.claim(sid, key) != 1:
+        if self.outbox.claim(sid, key) != 1:
             return
         out = Outbound(Address(selected.channel, selected.id), text, key=f"{sid}:{key}", kind="opening",
-                       subtask_id=sid, reply_token=token, subject=self.e.definition_of(run).name)
-        delivery = self.send(out)
-        now = self.e.now()
+                       subtask_id=sid, reply_token=token, subject=self.store.definition_of(run).name)
+        delivery = self.outbox.send(out)
+        now = self.clock.now()
 
         def mark(p: Any) -> bool:
             if p.hget(keys.sub(sid), "status") != b"pending":
@@ -163,21 +147,21 @@ class Subtasks:
                                       "opened_at": now, "last_activity_at": now}
             if delivery.ref:
                 fields["thread"] = delivery.ref
-                self.remember_ref(p, selected.channel, delivery.ref, sid)
+                self.outbox.remember_ref(p, selected.channel, delivery.ref, sid)
             p.hset(keys.sub(sid), mapping=fields)
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening"))
             p.zadd(keys.active(selected.channel, selected.id), {sid: now})
-            self.mark_sent(p, sid, key)
-            self.e.events.emit(p, "subtask.running", run_id=run["id"], subtask_id=sid, status="running",
+            self.outbox.mark_sent(p, sid, key)
+            self.events.emit(p, "subtask.running", run_id=run["id"], subtask_id=sid, status="running",
                                participant_id=sub["participant_id"], channel=selected.channel)
             return True
 
-        if self.e.r.transaction(mark, keys.sub(sid), value_from_callable=True):
+        if self.r.transaction(mark, keys.sub(sid), value_from_callable=True):
             self.schedule_check(sid, now + self.chase_spec(run, step).interval)
-            self.e.conversations.kickoff(run, sid, state)
+            self.conversations.kickoff(run, sid, state)
 
     def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
-        state = self.e.state_of(run, step)
+        state = self.store.state_of(run, step)
         return state.chase if isinstance(state, TaskState) else ChaseSpec()
 
     # -- chasing ------------------------------------------------------------------
@@ -186,7 +170,7 @@ class Subtasks:
         if pipe is not None:
             pipe.zadd(keys.TIMERS, {sid: when})
         else:
-            self.e.r.zadd(keys.TIMERS, {sid: when})
+            self.r.zadd(keys.TIMERS, {sid: when})
 
     def take_due(self, limit: int = 5000) -> int:
         """Hand the chase checks that are due to workers, ``CHASE_BATCH`` per job (scheduler pass).
@@ -194,9 +178,9 @@ class Subtasks:
         Taking a check pushes its timer a lease ahead instead of removing it: if the worker
         that got it dies, the check comes due again and is handed out again.
         """
-        now = self.e.now()
-        sids = [s.decode() for s in self._take(keys=[keys.TIMERS], args=[now, limit, now + self.e.lease_seconds])]
-        self.e.jobs.enqueue_many([("chase_batch", tuple(sids[i:i + CHASE_BATCH]))
+        now = self.clock.now()
+        sids = [s.decode() for s in self._take(keys=[keys.TIMERS], args=[now, limit, now + self.leases.lease_seconds])]
+        self.jobs.enqueue_many([("chase_batch", tuple(sids[i:i + CHASE_BATCH]))
                                   for i in range(0, len(sids), CHASE_BATCH)])
         return len(sids)
 
@@ -210,23 +194,23 @@ class Subtasks:
     def chase(self, sid: str) -> None:
         """Run one chase check: remind, time out, or wait longer (SPEC §4)."""
         try:
-            sub = self.e.store.sub_fields(sid)
+            sub = self.store.sub_fields(sid)
         except NotFound:
-            self.e.r.zrem(keys.TIMERS, sid)
+            self.r.zrem(keys.TIMERS, sid)
             return
         if sub["status"] != "running":
-            self.e.r.zrem(keys.TIMERS, sid)
+            self.r.zrem(keys.TIMERS, sid)
             return
-        if self.e.inbox.pending(sid):
+        if self.inbox.pending(sid):
             # they wrote, and it is not applied yet (a worker died on it): neither chase nor time out
             # someone who answered; look again once it has had time to be applied
-            self.schedule_check(sid, self.e.now() + self.e.lease_seconds)
+            self.schedule_check(sid, self.clock.now() + self.leases.lease_seconds)
             return
-        run = self.e.store.run_fields(sub["run_id"])
+        run = self.store.run_fields(sub["run_id"])
         spec = self.chase_spec(run, int(sub["step"]))
         sent = int(sub["chases_sent"])
         decision = decide(open_=True, chases_sent=sent, last_activity_at=float(sub["last_activity_at"]),
-                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.e.now())
+                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.clock.now())
         if decision.action == "wait":
             self.schedule_check(sid, decision.at)
         elif decision.action == "time_out":
@@ -236,34 +220,34 @@ class Subtasks:
 
     def _remind(self, sid: str, sub: dict[str, str], n: int, spec: ChaseSpec) -> None:
         key = f"chase:{n}"
-        if self.claim(sid, key) != 1:
+        if self.outbox.claim(sid, key) != 1:
             return  # sent already, or being sent by another worker that sets the next check
         out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
                        thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
-                       subject=self.e.definition_of(sub["run_id"]).name)
+                       subject=self.store.definition_of(sub["run_id"]).name)
         try:
-            delivery = self.send(out)
+            delivery = self.outbox.send(out)
         except DeliveryFailed as exc:
-            self.e.r.delete(keys.claim(sid, key))
+            self.outbox.unclaim(sid, key)
             if exc.permanent:
                 self.finish(sid, "failed", exc.reason)
                 return
             # the check comes due again when the provider allows it (else after its lease)
-            self.schedule_check(sid, self.e.now() + (exc.retry_after or self.e.lease_seconds))
+            self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
             log.warning("reminder to %s deferred: %s", sid, exc.reason)
             return
-        now = self.e.now()
+        now = self.clock.now()
 
         def mark(p: Any) -> None:
             p.multi()
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
-            self.mark_sent(p, sid, key)
-            self.remember_ref(p, sub["channel"], delivery.ref, sid)
+            self.outbox.mark_sent(p, sid, key)
+            self.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
             self.schedule_check(sid, now + spec.interval, p)
-            self.e.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
+            self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
-        self.e.r.transaction(mark, keys.sub(sid))
+        self.r.transaction(mark, keys.sub(sid))
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:
@@ -272,22 +256,22 @@ class Subtasks:
         Returns:
             True when this call changed the status (False: it was final already).
         """
-        sub = self.e.r.hmget(keys.sub(sid), ["run_id", "step"])
+        sub = self.r.hmget(keys.sub(sid), ["run_id", "step"])
         if sub[0] is None:
             raise NotFound("sub-task", sid)
         rid, step = sub[0].decode(), int(sub[1])
-        now = self.e.now()
+        now = self.clock.now()
         left = int(self._finish(
             keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS, keys.sub_sent(sid)],
-            args=[status, now, reason, now + self.e.lease_seconds, "", sid, keys.ACTIVE_PREFIX,
-                  f"fanin:{rid}:{step}", self.e.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
+            args=[status, now, reason, now + self.leases.lease_seconds, "", sid, keys.ACTIVE_PREFIX,
+                  f"fanin:{rid}:{step}", self.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
                                                               status=status, reason=reason or None)]))
         if left < 0:
             return False
-        if left == 0:
-            self.e.runs.fan_in(rid, step)
+        if left == 0:  # the last one: fan-in, under the lease the script took
+            self.jobs.enqueue("fan_in", rid, str(step))
         return True
 
     def data(self, sid: str) -> dict[str, Any]:
-        raw = self.e.r.hget(keys.sub(sid), "data")
+        raw = self.r.hget(keys.sub(sid), "data")
         return json.loads(raw) if raw else {}

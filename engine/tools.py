@@ -14,15 +14,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import keys
 from .errors import TaskbotError
 from .model import Assistant, FieldSpec, TaskDefinition
 from .scripted import parse_value
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .store import Store
 
 #: What a tool hands back at most (a long deliverable is cut, with a note).
 MAX_RESULT = 8000
@@ -34,9 +31,10 @@ class ToolError(Exception):
 
 @dataclass
 class ToolContext:
-    """What a tool may touch: one sub-task's own data, and effects staged for the turn."""
+    """What a tool may touch: the records (read), one sub-task's own data, and effects staged for the turn."""
 
-    engine: Engine
+    store: Store
+    now: float
     sid: str
     run: dict[str, str]
     definition: TaskDefinition
@@ -137,20 +135,20 @@ def save_content(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 def get_deliverable(ctx: ToolContext, args: dict[str, Any]) -> str:
     did = str(args["id"]).strip()
-    for item in ctx.saved + ctx.engine.store.saved(ctx.run["id"]):
+    for item in ctx.saved + ctx.store.saved(ctx.run["id"]):
         if item["id"] == did:
             return _cut(f"# {item['title']}\n\n{item['content']}")
-    title, content = ctx.engine.r.hmget(keys.deliverable(did), ["title", "content"])
-    if content is None:
+    found = ctx.store.deliverable_text(did)
+    if found is None:
         raise ToolError(f"no deliverable {did!r}")
-    return _cut(f"# {title.decode()}\n\n{content.decode()}")
+    return _cut(f"# {found[0]}\n\n{found[1]}")
 
 
 def delegate(ctx: ToolContext, args: dict[str, Any]) -> str:
     aid, instructions = str(args["assistant_id"]).strip(), str(args["instructions"]).strip()
     if not instructions:
         raise ToolError("instructions are empty")
-    ctx.engine.store.get_assistant(aid, ctx.engine.default_model)  # NotFound reads as an error
+    ctx.store.assistant(aid)  # NotFound reads as an error
     rid = ctx.effect_id("delegate")
     ctx.effects.append({"kind": "delegate", "id": rid, "assistant": aid, "instructions": instructions})
     return (f"delegated to {aid} as run {rid}; its result will be posted in this conversation when it "
@@ -158,18 +156,18 @@ def delegate(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 def schedule_task(ctx: ToolContext, args: dict[str, Any]) -> str:
+    from .cron import check, next_time
     from .errors import Conflict
-    from .schedules import check, next_time
 
     task_id, cron = str(args["task_id"]).strip(), str(args["cron"]).strip()
     tz = str(args.get("timezone") or "UTC")
-    definition = ctx.engine.store.get_definition(task_id)
+    definition = ctx.store.get_definition(task_id)
     if not definition.active:
         raise Conflict(f"task {task_id!r} is inactive")
     check(cron, tz)
     schedule_id = ctx.effect_id("schedule")[:8]
     ctx.effects.append({"kind": "schedule", "id": schedule_id, "task_id": task_id, "cron": cron, "timezone": tz})
-    when = next_time(cron, tz, ctx.engine.now())
+    when = next_time(cron, tz, ctx.now)
     return f"scheduled {task_id} as {schedule_id} ({cron} {tz}); first run at unix time {when:.0f}"
 
 

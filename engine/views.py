@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .engine import Engine
+from .store import Store
 
 RUN_TIMES = ("created_at", "started_at", "completed_at")
 SUB_TIMES = ("created_at", "opened_at", "completed_at", "last_activity_at")
@@ -27,14 +27,20 @@ def message_view(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chat_view(engine: Engine, sid: str) -> list[dict[str, Any]]:
+def chat_view(store: Store, sid: str) -> list[dict[str, Any]]:
     """The conversation as its participant sees it: the assistant's tool calls and taskbot's
     prompt to start a conversation are not theirs to read."""
-    return [message_view(m) for m in engine.store.conversation(sid)
+    return [message_view(m) for m in store.conversation(sid)
             if m.get("role") != "tool" and m.get("kind") != "kickoff"]
 
 
-def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = True) -> dict[str, Any]:
+def usage_of(sub: dict[str, str]) -> dict[str, int]:
+    prompt, completion = int(sub.get("tokens_prompt", 0)), int(sub.get("tokens_completion", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def subtask_view(store: Store, chat_url: Callable[[str], str], sub: dict[str, str], *,
+                 conversation: bool = True) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": sub["id"], "run_id": sub["run_id"], "participant_id": sub["participant_id"],
         "name": sub.get("name", sub["participant_id"]), "kind": sub.get("kind", "task"),
@@ -44,17 +50,25 @@ def subtask_view(engine: Engine, sub: dict[str, str], *, conversation: bool = Tr
     for t in SUB_TIMES:
         view[t] = iso(sub.get(t))
     if "tokens_prompt" in sub:
-        view["usage"] = engine.conversations.usage_of(sub)
+        view["usage"] = usage_of(sub)
     if sub.get("channel") == "web" and sub.get("token"):
-        view["chat_url"] = engine.chat_url(sub["token"])
+        view["chat_url"] = chat_url(sub["token"])
     if conversation:
-        view["conversation"] = [message_view(m) for m in engine.store.conversation(sub["id"])]
+        view["conversation"] = [message_view(m) for m in store.conversation(sub["id"])]
     return view
 
 
-def run_view(engine: Engine, rid: str, *, subtasks: bool = True, conversations: bool = True) -> dict[str, Any]:
-    """The run's fields plus its sub-tasks and deliverables (each with its content)."""
-    run = engine.store.run_fields(rid)
+def run_view(store: Store, chat_url: Callable[[str], str], rid: str, *, subtasks: bool = True,
+             conversations: bool = True) -> dict[str, Any]:
+    """The run's fields plus its sub-tasks and deliverables (each with its content).
+
+    Args:
+        store: the records.
+        chat_url: a web participant's chat link, from their token.
+        rid: the run.
+        subtasks: include the sub-tasks; ``conversations``: with their messages.
+    """
+    run = store.run_fields(rid)
     view: dict[str, Any] = {
         "id": rid, "task_id": run["task_id"], "status": run["status"], "trigger": json.loads(run["trigger"]),
         "owner": run.get("owner"), "gathered": json.loads(run.get("gathered", "{}")),
@@ -62,11 +76,11 @@ def run_view(engine: Engine, rid: str, *, subtasks: bool = True, conversations: 
     }
     for t in RUN_TIMES:
         view[t] = iso(run.get(t))
-    view["usage"] = engine.store.usage(rid)
-    view["deliverables"] = [deliverable_view(d) for d in engine.store.deliverables(rid)]
+    view["usage"] = store.usage(rid)
+    view["deliverables"] = [deliverable_view(d) for d in store.deliverables(rid)]
     if subtasks:
-        subs = engine.store.subs_fields(engine.store.sub_ids(rid))
-        view["subtasks"] = [subtask_view(engine, s, conversation=conversations) for s in subs if s]
+        subs = store.subs_fields(store.sub_ids(rid))
+        view["subtasks"] = [subtask_view(store, chat_url, s, conversation=conversations) for s in subs if s]
     return view
 
 
@@ -80,10 +94,10 @@ def deliverable_view(d: dict[str, str]) -> dict[str, Any]:
     return view
 
 
-def progress(engine: Engine, rid: str) -> dict[str, int]:
+def progress(store: Store, rid: str) -> dict[str, int]:
     """Counts a person watching a run cares about: answered, open, chased, timed out, failed."""
     counts = {"total": 0, "answered": 0, "open": 0, "chased": 0, "timed_out": 0, "failed": 0, "cancelled": 0}
-    for sub in engine.store.subs_fields(engine.store.sub_ids(rid)):
+    for sub in store.subs_fields(store.sub_ids(rid)):
         if not sub or sub.get("kind") == "conversation":
             continue
         counts["total"] += 1

@@ -16,9 +16,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bot.app import DASHBOARD_COOKIE, create_app
+from bot.bootstrap import wire
 from bot.queue import RQJobs
 from bot.settings import Settings
-from engine.engine import Engine
 from tests.conftest import served
 
 TOKEN = "test-api-token-1234"
@@ -314,7 +314,7 @@ def test_health_says_503_when_redis_does_not_answer(serve, env):
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
     dead = redis.Redis(port=dead_port, retry=Retry(NoBackoff(), 0))  # fail fast: no retries
-    engine = Engine(dead, RQJobs(dead), {})
+    engine = wire(dead, RQJobs(dead), {})
     with httpx.Client(base_url=serve(create_app(engine, Settings(api_token=TOKEN))), timeout=10) as client:
         res = client.get("/healthz")
     dead.close()

@@ -19,8 +19,7 @@ class Recorder:
 
 def slots(engine, limit=2, ttl=5.0) -> tuple[Slots, Recorder]:
     jobs = Recorder()
-    engine.jobs = jobs
-    return Slots(engine, limit, ttl), jobs
+    return Slots(engine.r, engine.clock, jobs, engine.leases, limit, ttl), jobs
 
 
 def test_over_the_limit_work_waits_in_order_and_a_freed_slot_wakes_the_first(engine):
@@ -60,7 +59,7 @@ def test_a_slot_held_by_a_dead_worker_is_taken_back(engine):
 
 def test_a_heartbeat_keeps_a_long_turn_s_slot(engine):
     s, _ = slots(engine, limit=1, ttl=0.3)
-    engine.lease_seconds = 0.3
+    engine.leases.lease_seconds = 0.3
     with s.hold("in:long", "helper", None, "sub:1") as got:
         assert got == 1
         time.sleep(0.8)

@@ -133,7 +133,7 @@ def test_the_model_records_two_fields_over_three_turns_and_completes(engine, fak
     assert [m.text for m in sent if m.kind == "reply"] == replies(alice)
     tools = [m for m in alice["conversation"] if m["role"] == "tool"]
     assert [m["tool"] for m in tools] == ["record_data", "record_data", "complete_subtask"]
-    assert [m["role"] for m in chat_view(engine, alice["id"])] == ["assistant"] + ["user", "assistant"] * 3
+    assert [m["role"] for m in chat_view(engine.store, alice["id"])] == ["assistant"] + ["user", "assistant"] * 3
 
     chats = fake.chats()
     assert len(chats) == 6
@@ -309,7 +309,7 @@ def test_a_direct_task_is_one_conversation_with_the_owner_then_the_compile(engin
     assert owner["participant_id"] == "lead@example.com"
     assert owner["kind"] == "conversation"
     assert replies(owner) == ["Happy to! Which tone do you want?"]  # the assistant starts, unasked
-    assert [m["role"] for m in chat_view(engine, owner["id"])] == ["assistant", "assistant"]
+    assert [m["role"] for m in chat_view(engine.store, owner["id"])] == ["assistant", "assistant"]
     assert "Write a short post about our launch." in fake.chats()[0].system
 
     fake.script(calls(("save_content", {"title": "Draft", "content": "We launched!"}), ("complete_subtask", {})),
@@ -441,6 +441,6 @@ def test_schedule_task_creates_one_schedule_even_when_its_effects_run_again(engi
                                                                             "Europe/Paris")
     effect = {"kind": "schedule", "id": schedule["id"], "task_id": "weekly-status", "cron": "0 9 * * MON",
               "timezone": "Europe/Paris"}
-    engine.conversations.run_effects("again", subtask(engine, rid)["id"], {"effects": json.dumps([effect])})
+    engine.inbound.run_effects("again", subtask(engine, rid)["id"], {"effects": json.dumps([effect])})
     assert len(engine.schedules.all()) == 1
     assert "scheduled weekly-status as" in fake.chats()[1].last["content"]

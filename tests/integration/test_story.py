@@ -151,8 +151,7 @@ def test_work_that_fails_every_time_is_given_up_after_ten_re_drives(r, env):
             return self.t
 
     clock = Clock()
-    engine = build_engine(Settings())
-    engine.clock = clock
+    engine = build_engine(Settings(), clock=clock)
     engine.r.zadd("taskbot:leases", {"in:never-stored": 0})
     for _ in range(10):
         assert engine.sweep() == 1  # re-driven (its job will find nothing and fail or no-op)
