@@ -3,7 +3,7 @@
 Each service gets the few collaborators it uses, built here bottom up, so the dependency
 graph is this one function: store, clock, jobs and leases at the bottom; the outbox, events,
 slots and inbox on them; conversations, the compiler, sub-tasks, runs and schedules above;
-inbound processing and the sweeper on top.
+inbound processing, the sweeper and people's tokens on top.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from engine.schedules import Schedules
 from engine.store import Store
 from engine.subtasks import Subtasks
 from engine.sweeper import Sweeper
+from engine.tokens import Tokens
 
 from .settings import Settings
 
@@ -83,7 +84,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     sweeper = Sweeper(r, clock, jobs, leases, slots, inbox)
     return Engine(r=r, store=store, jobs=jobs, channels=dict(channels), clock=clock, leases=leases, events=events,
                   inbox=inbox, inbound=inbound, conversations=conversations, subtasks=subtasks, runs=runs,
-                  schedules=schedules, sweeper=sweeper, public_url=public_url)
+                  schedules=schedules, sweeper=sweeper, tokens=Tokens(store, clock), public_url=public_url)
 
 
 def build_engine(settings: Settings | None = None, *, announce: bool = False, clock: Clock | None = None) -> Engine:

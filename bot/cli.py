@@ -2,64 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-import redis
-from rich.console import Console
 from rich.table import Table
 
 from engine.engine import Engine
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import InvalidInput
 
+from .cli_admin import schedules, tokens
+from .cli_common import FINAL, dump, engine, err, fail, handles_errors, out, parse_data
 from .settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-# Piped output is read by scripts and people with wide windows: do not cut it at 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-FINAL = ("completed", "awaiting_review", "failed", "cancelled")
-
-
-def fail(message: str, code: int) -> None:
-    err.print(f"taskbot: error: {message}", markup=False)
-    sys.exit(code)
-
-
-def handles_errors(func: F) -> F:
-    """Map the engine's refusals to SPEC exit codes with a one-line message."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (InvalidInput, NotFound) as exc:
-            fail(str(exc).splitlines()[0], 2)
-        except Conflict as exc:
-            fail(str(exc), 1)
-        except redis.ConnectionError:
-            fail(f"cannot reach Redis at {Settings().redis_url} (is it running? try `taskbot demo`)", 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def engine() -> Engine:
-    from .bootstrap import build_engine
-
-    return build_engine()
-
-
-def dump(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="taskbot", prog_name="taskbot", message="%(prog)s %(version)s")
 def cli() -> None:
     """taskbot: tasks that fan out to people on their channel, chase them and fan in.
 
@@ -243,16 +202,6 @@ def datasets_import(name: str, file: Path) -> None:
 
 
 # -- runs ---------------------------------------------------------------------------------
-def parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
-    data = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput("--data", f"expected key=value, got {pair!r}")
-        data[key] = value
-    return data
-
-
 def progress_line(e: Engine, rid: str) -> tuple[str, str]:
     status = e.store.run_fields(rid)["status"]
     p = e.progress(rid)
@@ -285,11 +234,15 @@ def run_cmd(task_id: str, data: tuple[str, ...], wait: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the run object.")
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the run object (without RUN_ID: a list of them).")
+@click.option("--limit", default=10, show_default=True, help="Without RUN_ID: how many recent runs.")
 @handles_errors
-def status(run_id: str, as_json: bool) -> None:
-    """Show a run's state and a table of its sub-tasks."""
+def status(run_id: str | None, as_json: bool, limit: int) -> None:
+    """Show a run's state and a table of its sub-tasks; without RUN_ID, the recent runs and their progress."""
+    if run_id is None:
+        recent(engine(), as_json, limit)
+        return
     view = engine().run_view(run_id, conversations=as_json)
     if as_json:
         dump(view)
@@ -313,12 +266,37 @@ def status(run_id: str, as_json: bool) -> None:
     out.print(table)
 
 
+def recent(e: Engine, as_json: bool, limit: int) -> None:
+    if limit < 1:
+        raise InvalidInput("--limit", "must be at least 1")
+    views = e.list_runs(None, limit)
+    if as_json:
+        dump(views)
+        return
+    if not views:
+        out.print("No runs yet: start one with `taskbot run TASK_ID`.", markup=False)
+        return
+    table = Table("run", "task", "status", "answered", "open", "timed out", "created", "owner")
+    for v in views:
+        p = e.progress(v["id"])
+        table.add_row(v["id"], v["task_id"], v["status"], f"{p['answered']}/{p['total']}", str(p["open"]),
+                      str(p["timed_out"]), v["created_at"] or "—", v["owner"] or "—")
+    out.print(table)
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the run object with gathered data and deliverables.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print the answers as CSV: one row per participant (id, name, status, one column per field).")
 @handles_errors
-def results(run_id: str, as_json: bool) -> None:
-    """Print a run's deliverable (Markdown), or the whole run object with --json."""
+def results(run_id: str, as_json: bool, as_csv: bool) -> None:
+    """Print a run's deliverable (Markdown), the whole run object with --json, or the answers with --csv."""
+    if as_json and as_csv:
+        raise InvalidInput("--csv", "give --csv or --json, not both")
+    if as_csv:
+        click.echo(engine().results_csv(run_id), nl=False)
+        return
     view = engine().run_view(run_id)
     if as_json:
         dump(view)
@@ -383,6 +361,10 @@ def task(words: tuple[str, ...]) -> None:
         err.print(f"taskbot: error: {reply.text}", markup=False)
         sys.exit(2)
     click.echo(reply.text)
+
+
+cli.add_command(schedules)
+cli.add_command(tokens)
 
 
 def main(argv: list[str] | None = None) -> None:

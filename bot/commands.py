@@ -10,21 +10,29 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.access import Caller, may, visible_runs, visible_schedules
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.views import iso
 
 USAGE = ('usage: /task help | list | show ID | new | run ID [key=value ...] | status [RUN_ID] | '
          'results RUN_ID | cancel RUN_ID | approve RUN_ID | activate ID | deactivate ID | '
-         'schedule ID "CRON" [TZ] | unschedule SCHEDULE_ID')
+         'schedule ID "CRON" [TZ] | schedules [ID] | unschedule SCHEDULE_ID')
 
 #: name -> (minimum, maximum) positional words after the name; None = unbounded.
 ARITY: dict[str, tuple[int, int | None]] = {
     "help": (0, 0), "list": (0, 0), "show": (1, 1), "new": (0, 0), "run": (1, None), "status": (0, 1),
     "results": (1, 1), "cancel": (1, 1), "approve": (1, 1), "activate": (1, 1), "deactivate": (1, 1),
-    "schedule": (2, 3), "unschedule": (1, 1),
+    "schedule": (2, 3), "schedules": (0, 1), "unschedule": (1, 1),
 }
-OWNER_MAY = frozenset({"run", "cancel", "approve", "status", "results", "activate", "deactivate", "schedule"})
-ANYONE_MAY = frozenset({"help", "list", "show", "new", "status"})
+#: name -> what the engine's policy (engine.access) is asked about the thing it names; None: anyone may.
+ACTION: dict[str, str | None] = {
+    "help": None, "list": None, "show": None, "new": None, "run": "run", "status": "see", "results": "see",
+    "cancel": "cancel", "approve": "approve", "activate": "activate", "deactivate": "deactivate",
+    "schedule": "schedule", "schedules": "see", "unschedule": "unschedule",
+}
+#: Without an id these list only what the asker owns (everything for an admin).
+LISTS_OWN = frozenset({"status", "schedules"})
 
 
 class UsageError(InvalidInput):
@@ -41,16 +49,8 @@ class Command:
     data: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who asks: every identity they have (Slack id, Telegram chat id, email) and whether admin."""
-
-    ids: frozenset[str]
-    admin: bool = False
-
-    @property
-    def id(self) -> str:
-        return sorted(self.ids)[0] if self.ids else "unknown"
+#: Who asks: every identity they have (Slack id, Telegram chat id, email) and whether admin.
+Actor = Caller
 
 
 @dataclass
@@ -85,22 +85,38 @@ def parse(text: str) -> Command:
     return Command(name, rest, data)
 
 
-def _task_owner(engine: Engine, command: Command) -> str | None:
-    ident = command.args[0] if command.args else None
-    if ident is None:
-        return None
+def _owner(engine: Engine, command: Command) -> str | None:
+    """The owner of what the command names: a run's, a schedule's task's, or a task's."""
+    ident = command.args[0]
     if command.name in ("cancel", "approve", "status", "results"):
         return engine.store.run_fields(ident).get("owner")
+    if command.name == "unschedule":
+        task_id = engine.schedules.get(ident)["task_id"]
+        try:
+            return engine.store.get_definition(task_id).owner
+        except NotFound:  # the schedule's task is gone: nobody owns it but the admin
+            return None
     return engine.store.get_definition(ident).owner
 
 
 def allowed(engine: Engine, command: Command, actor: Actor) -> bool:
-    if actor.admin or (command.name in ANYONE_MAY and not command.args):
+    action = ACTION[command.name]
+    if action is None or actor.admin:
         return True
-    if command.name in ("list", "show", "help", "new"):
-        return True
-    owner = _task_owner(engine, command)
-    return command.name in OWNER_MAY and owner is not None and owner in actor.ids
+    if not command.args:
+        return command.name in LISTS_OWN
+    return may(actor, action, _owner(engine, command))
+
+
+def schedule_line(s: dict[str, Any]) -> str:
+    """``4f2a9c1e standup "0 9 * * MON" Europe/Paris, next 2024-06-03T09:00:00+02:00 (2024-06-03T07:00:00Z)``."""
+    if not s["enabled"]:
+        state = "disabled"
+    elif s["next_run_local"]:
+        state = f"next {s['next_run_local']} ({s['next_run_at']})"
+    else:
+        state = "not due"
+    return f"{s['id']} {s['task_id']} \"{s['cron']}\" {s['timezone']}, {state}"
 
 
 def execute(engine: Engine, text: str, actor: Actor, *, kind: str = "slash") -> Reply:
@@ -136,7 +152,7 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
         return Reply(f"Started run {rid} of {a[0]}.", run={"id": rid, "task_id": a[0], "status": "pending"})
     if c.name == "status":
         if not a:
-            views = [v for v in engine.list_runs(limit=10) if actor.admin or v["owner"] in actor.ids]
+            views = visible_runs(actor, engine.list_runs(limit=10))
             if not views:
                 return Reply("No runs yet.")
             return Reply("\n".join(f"{v['id']} {v['task_id']} {v['status']}" for v in views))
@@ -161,9 +177,15 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
         return Reply(f"Task {a[0]} is now {'active' if c.name == 'activate' else 'inactive'}.")
     if c.name == "schedule":
         s = engine.schedules.create(a[0], a[1], a[2] if len(a) > 2 else "UTC")
-        from engine.views import iso
-
         return Reply(f"Schedule {s['id']}: {a[0]} at \"{a[1]}\" ({s['timezone']}); next run {iso(s['next_run_at'])}.")
+    if c.name == "schedules":
+        if a:
+            engine.store.get_definition(a[0])
+        owners = {d.id: d.owner for d in engine.store.list_definitions()}
+        shown = visible_schedules(actor, engine.schedules.views(a[0] if a else None), owners)
+        if not shown:
+            return Reply("No schedules." if actor.admin else "No schedules of tasks you own.")
+        return Reply("\n".join(schedule_line(s) for s in shown))
     if c.name == "unschedule":
         engine.schedules.delete(a[0])
         return Reply(f"Schedule {a[0]} removed.")

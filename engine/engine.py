@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from .access import Caller, notification_owners
 from .conversation import Conversations
 from .definitions import load_contacts, load_definition, load_definition_text, parse_yaml, validate
 from .errors import InvalidInput
@@ -21,11 +22,13 @@ from .inbox import Inbox
 from .leases import Leases
 from .model import SLUG, Assistant, Contact, TaskDefinition
 from .ports import Channel, Clock, Jobs
+from .results import results_csv
 from .runs import Runs
 from .schedules import Schedules
 from .store import Store
 from .subtasks import Subtasks
 from .sweeper import Sweeper
+from .tokens import Tokens
 from .views import progress, run_view
 
 
@@ -48,6 +51,7 @@ class Engine:
         runs: the run lifecycle.
         schedules: cron schedules.
         sweeper: re-drives work whose lease expired.
+        tokens: people's API tokens (who a token stands for; policy in ``engine.access``).
         public_url: base of web chat links.
     """
 
@@ -65,6 +69,7 @@ class Engine:
     runs: Runs
     schedules: Schedules
     sweeper: Sweeper
+    tokens: Tokens
     public_url: str
 
     @property
@@ -122,6 +127,15 @@ class Engine:
         """Newest first, without sub-task conversations (they can be large)."""
         return [run_view(self.store, self.chat_url, rid, subtasks=False)
                 for rid in self.store.run_ids(task_id, limit)]
+
+    def results_csv(self, rid: str) -> str:
+        """The run's answers, one row per participant (``taskbot results --csv``, the API's results.csv)."""
+        return results_csv(self.store, rid)
+
+    def notifications_for(self, caller: Caller, limit: int = 100) -> list[dict[str, Any]]:
+        """The caller's in-app notifications, under every identity they own things by, oldest first."""
+        notes = [n for owner in notification_owners(caller) for n in self.store.notifications(owner, limit)]
+        return sorted(notes, key=lambda n: n["at"])[-limit:]
 
     def progress(self, rid: str) -> dict[str, int]:
         return progress(self.store, rid)

@@ -56,7 +56,10 @@ Layout (all under ``taskbot:``)::
     timers                    zset   sub-task id -> when its next chase check is due (or its lease ends)
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
-    schedules:due             zset   schedule id by next run time
+    schedules:due             zset   schedule id by next run time (a disabled schedule keeps its place)
+    tokens                    hash   people's token prefix (8 hex) -> JSON {prefix, contact_id, sha256, created_at};
+                                     the token itself is never stored
+    tokens:used               hash   token prefix -> when it last opened something
     events                    list   run and sub-task events waiting for webhook delivery (only
                                      when webhooks are configured)
 """
@@ -79,6 +82,8 @@ REDRIVES = PREFIX + "redrives"
 DEAD = PREFIX + "dead"
 SCHEDULES = PREFIX + "schedules"
 SCHEDULES_DUE = PREFIX + "schedules:due"
+TOKENS = PREFIX + "tokens"
+TOKENS_USED = PREFIX + "tokens:used"
 EVENTS = PREFIX + "events"
 
 

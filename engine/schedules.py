@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from . import keys
 from .cron import check, next_time
@@ -11,6 +13,7 @@ from .errors import Conflict, NotFound
 from .ports import Clock
 from .runs import Runs
 from .store import Store, dumps, new_id
+from .views import iso
 
 #: Fire a due schedule only if its next time is still the one we read: one firing per slot
 #: even when two scheduler loops race.
@@ -61,7 +64,8 @@ class Schedules:
             if not p.execute()[0]:
                 raise NotFound("schedule", schedule_id)
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """Every schedule (of one task, if given), with ``next_run_at`` as unix time, by task then id."""
         raw = self.r.hgetall(keys.SCHEDULES)
         due = dict(self.r.zrange(keys.SCHEDULES_DUE, 0, -1, withscores=True))
         out = []
@@ -69,13 +73,57 @@ class Schedules:
             schedule = json.loads(value)
             schedule["next_run_at"] = due.get(sid)
             out.append(schedule)
-        return sorted(out, key=lambda s: (s["task_id"], s["id"]))
+        return sorted((s for s in out if task_id is None or s["task_id"] == task_id),
+                      key=lambda s: (s["task_id"], s["id"]))
+
+    def get(self, schedule_id: str) -> dict[str, Any]:
+        """One schedule, with ``next_run_at`` as unix time.
+
+        Raises:
+            NotFound: no such schedule.
+        """
+        with self.r.pipeline(transaction=False) as p:
+            p.hget(keys.SCHEDULES, schedule_id)
+            p.zscore(keys.SCHEDULES_DUE, schedule_id)
+            raw, due = p.execute()
+        if raw is None:
+            raise NotFound("schedule", schedule_id)
+        return {**json.loads(raw), "next_run_at": due}
+
+    def views(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """What the CLI, the API and the dashboard show: times as ISO 8601 (see :func:`schedule_view`)."""
+        return [schedule_view(s) for s in self.all(task_id)]
+
+    def set_enabled(self, schedule_id: str, enabled: bool) -> dict[str, Any]:
+        """Switch a schedule on or off; off, it keeps its place (and its data) but starts no run.
+
+        Switched on again, its next run is the next slot from now: slots it skipped are not made up.
+
+        Raises:
+            NotFound: no such schedule.
+        """
+
+        def switch(p: Any) -> dict[str, Any] | None:
+            raw = p.hget(keys.SCHEDULES, schedule_id)
+            if raw is None:
+                return None
+            schedule = {**json.loads(raw), "enabled": enabled}
+            p.multi()
+            p.hset(keys.SCHEDULES, schedule_id, dumps(schedule))
+            if enabled:
+                p.zadd(keys.SCHEDULES_DUE, {schedule_id: next_time(schedule["cron"], schedule["timezone"],
+                                                                   self.clock.now())})
+            return schedule
+
+        if self.r.transaction(switch, keys.SCHEDULES, value_from_callable=True) is None:
+            raise NotFound("schedule", schedule_id)
+        return self.get(schedule_id)
 
     def fire_due(self) -> list[str]:
         """Trigger every schedule whose time has come; returns the run ids started.
 
         A schedule missed while every process was down fires once when they come back, not
-        once per missed slot. An inactive task's schedule is kept but skips its slot.
+        once per missed slot. A disabled schedule, and an inactive task's, is kept but skips its slot.
         """
         now = self.clock.now()
         started = []
@@ -89,9 +137,20 @@ class Schedules:
             nxt = next_time(schedule["cron"], schedule["timezone"], now)
             if not self._advance(keys=[keys.SCHEDULES_DUE], args=[sid, repr(score), nxt]):
                 continue
+            if not schedule.get("enabled", True):
+                continue
             try:
                 started.append(self.runs.trigger(schedule["task_id"], dict(schedule["data"]), kind="schedule",
                                                    by=f"schedule:{sid}"))
             except (NotFound, Conflict):
                 continue
         return started
+
+
+def schedule_view(schedule: dict[str, Any]) -> dict[str, Any]:
+    """A schedule with ``next_run_at`` in UTC (``...Z``) and ``next_run_local`` in its own zone (with offset)."""
+    nxt = schedule.get("next_run_at")
+    local = (datetime.fromtimestamp(float(nxt), ZoneInfo(schedule["timezone"])).isoformat(timespec="seconds")
+             if nxt is not None else None)
+    return {**schedule, "enabled": bool(schedule.get("enabled", True)), "next_run_at": iso(nxt),
+            "next_run_local": local}
