@@ -117,7 +117,7 @@ def test_make_demo_on_a_fresh_clone_keeps_off_the_machines_redis_and_leaves_noth
                             start_new_session=True)
         try:
             text = wait_for_banner(demo, log)
-            private = re.search(r"started a private redis-server \(AOF on\) at (\S+)", text)
+            private = re.search(r"started a private redis-server \(AOF on\) at (redis://[^\s,]+)", text)
             assert private, text
             assert private.group(1) != machine_url
             assert (clone / ".demo" / "redis" / "appendonlydir").is_dir()
