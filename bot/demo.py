@@ -28,9 +28,11 @@ EXAMPLES = Path(__file__).parent / "examples"
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the port now (as redis-server and uvicorn do, past TIME_WAIT)."""
     import socket
 
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
