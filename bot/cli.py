@@ -12,7 +12,7 @@ from rich.table import Table
 from engine.engine import Engine
 from engine.errors import InvalidInput
 
-from .cli_admin import schedules, tokens
+from .cli_admin import healthcheck, schedules, tokens
 from .cli_common import FINAL, dump, engine, err, fail, handles_errors, out, parse_data
 from .settings import Settings
 
@@ -365,6 +365,7 @@ def task(words: tuple[str, ...]) -> None:
 
 cli.add_command(schedules)
 cli.add_command(tokens)
+cli.add_command(healthcheck)
 
 
 def main(argv: list[str] | None = None) -> None:

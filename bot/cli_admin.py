@@ -140,3 +140,65 @@ def tokens_revoke(token_prefix: str) -> None:
     """Revoke a token by its prefix (tb_1a2b3c4d): it opens nothing from now on."""
     record = engine().tokens.revoke(token_prefix)
     click.echo(f"revoked token {record['prefix']} of {record['contact_id']}")
+
+
+# -- health ------------------------------------------------------------------------------
+@click.command()
+@click.option("--http", "http", is_flag=True, help="Also ask this host's web app: GET /healthz on TASKBOT_HTTP_PORT.")
+@click.option("--worker", is_flag=True, help="Also require a live taskbot worker process on this host.")
+def healthcheck(http: bool, worker: bool) -> None:
+    """Exit 0 when Redis answers (and this host's web app, or worker, is alive); 1, saying why, otherwise.
+
+    For container and supervisor health checks: compose.yaml runs `taskbot healthcheck --http` in the
+    web container and `taskbot healthcheck --worker` in each worker's.
+    """
+    import socket
+
+    import httpx
+    import redis
+    from rq import Worker
+
+    from .bootstrap import connect
+    from .cli_common import fail, without_password
+    from .queue import QUEUE_NAME
+    from .settings import Settings
+
+    settings = Settings()
+    said = [f"Redis at {without_password(settings.redis_url)} answers"]
+    r = connect(settings.redis_url)
+    try:
+        r.ping()
+        if worker:
+            here = socket.gethostname()
+            alive = [w.pid for w in Worker.all(connection=r) if w.hostname == here and QUEUE_NAME in w.queue_names()
+                     and w.pid and _alive(w.pid)]
+            if not alive:
+                fail(f"no taskbot worker is running on {here}", 1)
+            said.append(f"worker pid {', '.join(map(str, alive))} is alive")
+    except redis.RedisError as exc:
+        fail(f"Redis at {without_password(settings.redis_url)} does not answer: {exc}", 1)
+    finally:
+        r.close()
+    if http:
+        host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host  # noqa: S104
+        url = f"http://{host}:{settings.http_port}/healthz"
+        try:
+            status = httpx.get(url, timeout=5).status_code
+        except httpx.HTTPError as exc:
+            fail(f"the web app at {url} does not answer: {exc}", 1)
+        if status != 200:
+            fail(f"the web app at {url} answers {status}", 1)
+        said.append("the web app answers")
+    click.echo("ok: " + "; ".join(said))
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
