@@ -109,6 +109,11 @@ def test_docker_compose_reads_the_file_and_refuses_it_without_an_admin_token():
         assert services[name]["environment"]["TASKBOT_API_TOKEN"] == "t0ken"
         assert services[name]["environment"]["TASKBOT_PUBLIC_URL"] == "https://taskbot.example.com"
         assert services[name]["build"]["dockerfile"] == "Dockerfile"
+        assert services[name]["environment"]["TASKBOT_REDIS_URL"] == "redis://redis:6379/0"
+    # Merged from the shared block, plus the proxy's forwarded headers believed by the web app only.
+    assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+    assert "FORWARDED_ALLOW_IPS" not in services["worker"]["environment"]
+    assert [(p["host_ip"], p["target"]) for p in services["web"]["ports"]] == [("127.0.0.1", 8080)]
 
 
 def test_compose_runs_an_aof_redis_on_a_volume_the_web_app_and_workers_that_scale():
@@ -120,6 +125,7 @@ def test_compose_runs_an_aof_redis_on_a_volume_the_web_app_and_workers_that_scal
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
     [mount] = redis["volumes"]
     name, target = mount.split(":")
     assert target == "/data"
@@ -133,7 +139,6 @@ def test_compose_runs_an_aof_redis_on_a_volume_the_web_app_and_workers_that_scal
     assert web["healthcheck"]["test"][1:] == ["taskbot", "healthcheck", "--http"]
     assert worker["healthcheck"]["test"][1:] == ["taskbot", "healthcheck", "--worker"]
     for service in (web, worker):
-        assert service["environment"]["TASKBOT_REDIS_URL"] == "redis://redis:6379/0"
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
         assert all(v.split(":")[0] in volumes for v in service["volumes"])
     # `docker compose up --scale worker=3`: nothing in a worker may be one of a kind.
