@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.access import Caller, may, visible_runs, visible_schedules
+from engine.access import Caller, may, visible_schedules
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.views import iso
@@ -91,11 +91,7 @@ def _owner(engine: Engine, command: Command) -> str | None:
     if command.name in ("cancel", "approve", "status", "results"):
         return engine.store.run_fields(ident).get("owner")
     if command.name == "unschedule":
-        task_id = engine.schedules.get(ident)["task_id"]
-        try:
-            return engine.store.get_definition(task_id).owner
-        except NotFound:  # the schedule's task is gone: nobody owns it but the admin
-            return None
+        return engine.schedules.owner(ident)
     return engine.store.get_definition(ident).owner
 
 
@@ -152,7 +148,7 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
         return Reply(f"Started run {rid} of {a[0]}.", run={"id": rid, "task_id": a[0], "status": "pending"})
     if c.name == "status":
         if not a:
-            views = visible_runs(actor, engine.list_runs(limit=10))
+            views = engine.list_runs(limit=10, caller=actor)
             if not views:
                 return Reply("No runs yet.")
             return Reply("\n".join(f"{v['id']} {v['task_id']} {v['status']}" for v in views))

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from .access import Caller, notification_owners
+from .access import Caller, may, notification_owners
 from .conversation import Conversations
 from .definitions import load_contacts, load_definition, load_definition_text, parse_yaml, validate
 from .errors import InvalidInput
@@ -123,10 +123,12 @@ class Engine:
     def deliverable_file(self, did: str) -> tuple[str, str, bytes]:
         return self.store.deliverable_file(did)
 
-    def list_runs(self, task_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, without sub-task conversations (they can be large)."""
-        return [run_view(self.store, self.chat_url, rid, subtasks=False)
-                for rid in self.store.run_ids(task_id, limit)]
+    def list_runs(self, task_id: str | None = None, limit: int = 50,
+                  caller: Caller | None = None) -> list[dict[str, Any]]:
+        """Newest first, without sub-task conversations (they can be large); with ``caller``, the runs they may see."""
+        ids = (self.store.run_ids(task_id, limit) if caller is None or caller.admin else
+               self.store.run_ids_where(lambda owner: may(caller, "see", owner), task_id, limit))
+        return [run_view(self.store, self.chat_url, rid, subtasks=False) for rid in ids]
 
     def results_csv(self, rid: str) -> str:
         """The run's answers, one row per participant (``taskbot results --csv``, the API's results.csv)."""

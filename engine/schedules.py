@@ -90,6 +90,18 @@ class Schedules:
             raise NotFound("schedule", schedule_id)
         return {**json.loads(raw), "next_run_at": due}
 
+    def owner(self, schedule_id: str) -> str | None:
+        """Who owns a schedule: its task's owner (None when the task is gone: then it is the admin's).
+
+        Raises:
+            NotFound: no such schedule.
+        """
+        task_id = self.get(schedule_id)["task_id"]
+        try:
+            return self.store.get_definition(task_id).owner
+        except NotFound:
+            return None
+
     def views(self, task_id: str | None = None) -> list[dict[str, Any]]:
         """What the CLI, the API and the dashboard show: times as ISO 8601 (see :func:`schedule_view`)."""
         return [schedule_view(s) for s in self.all(task_id)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -205,6 +205,24 @@ class Store:
     def run_ids(self, task_id: str | None = None, limit: int = 50) -> list[str]:
         key = keys.runs_of_task(task_id) if task_id else keys.RUNS
         return [i.decode() for i in self.r.zrevrange(key, 0, limit - 1)]
+
+    def run_ids_where(self, keep: Callable[[str | None], bool], task_id: str | None = None,
+                      limit: int = 50) -> list[str]:
+        """Newest first, the runs whose ``owner`` passes ``keep``: read a page at a time until ``limit`` are found."""
+        key = keys.runs_of_task(task_id) if task_id else keys.RUNS
+        found: list[str] = []
+        start, page = 0, max(limit, 200)
+        while len(found) < limit:
+            ids = [i.decode() for i in self.r.zrevrange(key, start, start + page - 1)]
+            if not ids:
+                break
+            with self.r.pipeline(transaction=False) as p:
+                for rid in ids:
+                    p.hget(keys.run(rid), "owner")
+                owners = p.execute()
+            found += [rid for rid, owner in zip(ids, owners, strict=True) if keep(owner.decode() if owner else None)]
+            start += page
+        return found[:limit]
 
     def deliverables(self, rid: str) -> list[dict[str, str]]:
         ids = [d.decode() for d in self.r.lrange(keys.run_deliverables(rid), 0, -1)]

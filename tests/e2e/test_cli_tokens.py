@@ -99,3 +99,17 @@ def test_bad_input_exits_2_naming_it_and_stores_nothing(directory, taskbot_cli, 
     assert result.returncode == 2
     assert result.stderr.strip() == f"taskbot: error: {says}"
     assert sorted(r.keys("taskbot:tokens*")) == before
+
+
+def test_a_person_sees_their_runs_however_many_newer_runs_of_others_there_are(directory, engine):
+    from bot.commands import execute
+
+    lee = engine.tokens.caller(engine.tokens.create("lee")[0])
+    mine = engine.runs.trigger("standup", kind="api", by=lee.id)
+    theirs = [engine.runs.trigger("retro", kind="api") for _ in range(250)]  # past one page of run ids
+    assert mine not in [v["id"] for v in engine.list_runs(limit=10)]
+    assert [v["id"] for v in engine.list_runs(limit=10, caller=lee)] == [mine]
+    assert [v["id"] for v in engine.list_runs("retro", limit=3, caller=lee)] == []
+    assert len(engine.list_runs(limit=300, caller=engine.tokens.caller(engine.tokens.create("ann@example.com")[0]))) == 250
+    assert mine in execute(engine, "status", lee).text
+    assert theirs[-1] not in execute(engine, "status", lee).text
