@@ -30,10 +30,14 @@ def cli() -> None:
 @cli.command()
 @click.option("--port", type=int, default=None, help="HTTP port (default TASKBOT_HTTP_PORT or 8080).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".demo"),
-              show_default=True, help="Where the private Redis keeps its append-only file.")
+              show_default=True, help="Where the private Redis keeps its append-only file, and the sign-in token.")
 def demo(port: int | None, data_dir: Path) -> None:
-    """Run everything on this machine: Redis (private, when none answers), web app, worker, scheduler,
-    and an example task with three contacts on the web channel."""
+    """Run everything on this machine: a private Redis, web app, worker, scheduler, and an example task
+    with three contacts on the web channel.
+
+    The Redis is the demo's own (in --data-dir) unless TASKBOT_REDIS_URL is set: a Redis already on
+    6379 is never touched. Ctrl-C stops it all, cancelling the runs still open in the demo's Redis.
+    """
     from .demo import run_demo
 
     run_demo(port=port, data_dir=data_dir)

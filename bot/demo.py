@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from .cli_common import fail, without_password
 from .redis_server import RedisServer, answers, free_port
 from .settings import Settings
 
@@ -96,16 +97,12 @@ def taskbot_command() -> str:
 def run_demo(port: int | None = None, data_dir: Path = Path(".demo")) -> None:
     given = os.environ.get("TASKBOT_REDIS_URL")
     if given and not answers(given):
-        from .cli_common import fail, without_password
-
         fail(f"TASKBOT_REDIS_URL ({without_password(given)}) does not answer; start that Redis, or unset "
              "TASKBOT_REDIS_URL and the demo runs its own", 1)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     redis_server = None
     if given:
-        from .cli_common import without_password
-
         click.echo(f"using the Redis of TASKBOT_REDIS_URL ({without_password(given)})")
     else:
         redis_server = private_redis(data_dir)
