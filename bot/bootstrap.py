@@ -13,13 +13,17 @@ from channels import build_channels
 from engine.agent import AgentConfig
 from engine.engine import Engine
 
+from .reconnect import command_retry
 from .settings import Settings
 
 log = logging.getLogger("taskbot")
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    """A client that rides out a Redis restart: dropped connections are retried (``command_retry``),
+    an idle pooled one is checked before use, and a connect gives up after 5 s (a host that is gone)."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5, socket_keepalive=True,
+                                retry=command_retry())
 
 
 def build_engine(settings: Settings | None = None, *, announce: bool = False) -> Engine:
