@@ -3,6 +3,7 @@ the processes stay, the scheduler goes on, and no acknowledged answer is lost.""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -144,47 +145,95 @@ def fake_llm(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[F
     server.stop()
 
 
-def test_a_job_running_when_redis_dies_is_done_after_the_restart(engine, redis_server, workers, wait_for,
-                                                                 fake_llm, tmp_path):
-    """The model call of alice's turn is held until Redis is gone, so its worker meets the outage in the
-    middle of the job: the worker process stays, and the turn is re-driven by its lease once Redis is back."""
-    from engine.model import Assistant
+class HeldTurn:
+    """A one-field run on an assistant whose model call for alice's answer waits for ``gate``:
+    the job that computes her turn is in the middle of its work for as long as the test wants."""
 
-    gate = threading.Event()
-    turns: list[str] = []
+    def __init__(self, engine, fake: FakeOpenAI) -> None:
+        from engine.model import Assistant
 
-    def respond(request) -> Reply:
+        self.engine, self.gate, self.turns = engine, threading.Event(), []
+        fake.responder = self.respond
+        engine.store.put_assistant(Assistant(id="helper", model="openai/helper-model", api_base=fake.api_base,
+                                             api_key_env=KEY_ENV, system_prompt="You are helper."))
+        people(engine, "alice@example.com", "lead@example.com")
+        engine.apply_definition(ONE_FIELD)
+        self.rid = engine.runs.trigger("shipped")
+
+    def respond(self, request) -> Reply:
         if request.last["role"] == "tool":
             return Reply(text="Thanks, recorded!")
         if not request.tool_names:
             return Reply(text="# Shipped\n\nAlice shipped the parser.")
-        turns.append(request.last["content"])
-        gate.wait(60)  # the first turn waits here while Redis dies; a re-driven one goes straight on
+        self.turns.append(request.last["content"])
+        self.gate.wait(60)  # the first turn waits here; once the gate is open, a turn goes straight on
         return Reply(tool_calls=[("record_data", {"key": "shipped", "value": request.last["content"]}),
                                  ("complete_subtask", {})])
 
-    fake_llm.responder = respond
-    engine.store.put_assistant(Assistant(id="helper", model="openai/helper-model", api_base=fake_llm.api_base,
-                                         api_key_env=KEY_ENV, system_prompt="You are helper."))
-    people(engine, "alice@example.com", "lead@example.com")
-    engine.apply_definition(ONE_FIELD)
-    rid = engine.runs.trigger("shipped")
-    procs = workers(2)
-    wait_for(lambda: [s["status"] for s in engine.run_view(rid)["subtasks"]] == ["running"], timeout=30)
-    alice = engine.run_view(rid)["subtasks"][0]
-    engine.inbox.post_web(chat_token(alice), "The parser", "m1")
-    wait_for(lambda: turns, timeout=30)  # the turn is in the model call
+    def alice(self) -> dict:
+        return self.engine.run_view(self.rid)["subtasks"][0]
 
+    def answer_and_hold(self, wait_for) -> None:
+        wait_for(lambda: [s["status"] for s in self.engine.run_view(self.rid)["subtasks"]] == ["running"],
+                 timeout=30)
+        self.engine.inbox.post_web(chat_token(self.alice()), "The parser", "m1")
+        wait_for(lambda: self.turns, timeout=30)  # the turn is in the model call
+
+
+@pytest.fixture
+def held(engine, fake_llm) -> HeldTurn:
+    return HeldTurn(engine, fake_llm)
+
+
+def test_a_job_running_when_redis_dies_is_done_after_the_restart(engine, redis_server, workers, wait_for, held,
+                                                                 tmp_path):
+    """The worker meets the outage in the middle of the job: the process stays, and the turn is re-driven
+    by its lease once Redis is back."""
+    procs = workers(2)
+    held.answer_and_hold(wait_for)
     crash(redis_server)
-    gate.set()  # the model answers; the job's next write finds Redis gone
+    held.gate.set()  # the model answers; the job's next write finds Redis gone
     # RQ's work loop ended on the lost connection, and the supervisor waits for Redis
     wait_for(lambda: "a fresh worker starts once Redis answers" in worker_logs(tmp_path), timeout=30)
     redis_server.start()
 
-    wait_for(lambda: engine.store.run_fields(rid)["status"] == "completed", timeout=60)
-    alice = engine.run_view(rid)["subtasks"][0]
+    wait_for(lambda: engine.store.run_fields(held.rid)["status"] == "completed", timeout=60)
+    alice = held.alice()
     assert alice["data"] == {"shipped": "The parser"}
     assert user_texts(alice) == ["The parser"]
     assert [m["text"] for m in alice["conversation"] if m.get("kind") == "reply"] == ["Thanks, recorded!"]
-    assert turns == ["The parser", "The parser"]  # computed again after the restart, applied once
+    assert held.turns == ["The parser", "The parser"]  # computed again after the restart, applied once
     assert all(p.poll() is None for p in procs), worker_logs(tmp_path)
+
+
+def test_sigterm_lets_the_current_job_finish_then_the_worker_exits(engine, workers, wait_for, held):
+    """How an upgrade stops workers (systemd sends SIGTERM): the job in hand is finished, not cut off, and
+    what is queued waits for the next worker."""
+    [old] = workers(1)
+    held.answer_and_hold(wait_for)
+    old.send_signal(signal.SIGTERM)
+    held.gate.set()
+    assert old.wait(timeout=30) == 0
+    alice = held.alice()
+    assert (alice["status"], alice["data"]) == ("completed", {"shipped": "The parser"})  # the job was finished
+    assert held.turns == ["The parser"]  # and not cut off to be computed again
+    assert len(engine.jobs.queue) == 1  # the next job (telling the owner) is left queued
+
+    workers(1)  # the new version's worker takes it
+    wait_for(lambda: not len(engine.jobs.queue) and not engine.r.zcard("taskbot:leases"), timeout=30)
+
+
+def test_a_worker_started_before_redis_waits_for_it_and_stops_on_sigterm_meanwhile(engine, redis_server, workers,
+                                                                                   wait_for, tmp_path):
+    people(engine, "alice@example.com")
+    engine.apply_definition(VOTE.replace("PEOPLE", "alice@example.com"))
+    crash(redis_server)
+    first, second = workers(2)
+    wait_for(lambda: worker_logs(tmp_path).count("worker: Redis is not answering") == 2, timeout=30)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=10) == 0
+
+    redis_server.start()
+    rid = engine.runs.trigger("vote")
+    wait_for(lambda: [s["status"] for s in engine.run_view(rid)["subtasks"]] == ["running"], timeout=30)
+    assert second.poll() is None
