@@ -47,10 +47,16 @@ def backoff() -> EqualJitterBackoff:
 
 
 def answers(r: redis.Redis) -> bool:
+    return why_not(r) is None
+
+
+def why_not(r: redis.Redis) -> str | None:
+    """None when Redis answers a PING, else the reason (refused, loading, a wrong password ...)."""
     try:
-        return bool(r.ping())
-    except GONE:
-        return False
+        r.ping()
+    except GONE as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def wait_for_redis(r: redis.Redis, stop: threading.Event | None = None, *, what: str = "taskbot",
@@ -69,7 +75,7 @@ def wait_for_redis(r: redis.Redis, stop: threading.Event | None = None, *, what:
     pauses = backoff()
     deadline = None if timeout is None else time.monotonic() + timeout
     failures = 0
-    while not answers(r):
+    while (reason := why_not(r)) is not None:
         failures += 1
         pause = pauses.compute(failures)
         if deadline is not None:
@@ -77,7 +83,8 @@ def wait_for_redis(r: redis.Redis, stop: threading.Event | None = None, *, what:
             if pause <= 0:
                 return False
         if failures == 1:
-            log.warning("%s: Redis is not answering; trying again every %.0f s at most until it does", what, MAX_WAIT)
+            log.warning("%s: Redis is not answering (%s); trying again every %.0f s at most until it does",
+                        what, reason, MAX_WAIT)
         if stop is not None:
             if stop.wait(pause):
                 return False
