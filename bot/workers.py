@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 from rq import Queue, SimpleWorker, Worker
 from rq.scheduler import RQScheduler
@@ -112,7 +113,10 @@ class Supervised(BaseWorker):
     """
 
     max_connection_wait_time = MAX_WAIT
-    stopping: threading.Event
+
+    def __init__(self, *args: Any, stopping: threading.Event | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping or threading.Event()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping.set()
@@ -142,8 +146,7 @@ def supervise(engine: Engine, worker_class: type[Supervised], *, burst: bool, st
         _stop_on_signals(stop)
         if not wait_for_redis(engine.r, stop, what="worker"):
             return
-        worker = worker_class([queue], connection=engine.r)
-        worker.stopping = stop
+        worker = worker_class([queue], connection=engine.r, stopping=stop)
         began = time.monotonic()
         try:
             worker.work(burst=burst, logging_level="WARNING")
