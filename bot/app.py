@@ -24,6 +24,7 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from engine.views import chat_view
 
 from . import pages
+from .reconnect import UNAVAILABLE
 from .settings import Settings
 from .slack import mount_slack
 from .telegram import mount_telegram
@@ -110,8 +111,24 @@ async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
-async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "Redis is not answering; try again shortly"}, status_code=503)
+#: While Redis is away every route that needs it answers 503 with this hint (also on /healthz);
+#: the app reconnects by itself, so a client only has to retry. A retried chat POST with the same
+#: ``id`` is stored once, which makes the retry safe even if the first attempt did reach Redis.
+UNAVAILABLE_HEADERS = {"Retry-After": "1"}
+
+
+def is_page(path: str) -> bool:
+    """The routes a browser opens (dashboard, chat page and its no-JS form): they get an HTML 503."""
+    return path == "/" or path.startswith("/runs/") or (path.startswith("/chat/") and not path.endswith("/messages"))
+
+
+async def on_redis_down(request: Request, exc: Exception) -> Response:
+    if is_page(request.url.path):
+        page = html(pages.message_page("Try again in a moment", "taskbot cannot reach its database right now. "
+                                       "Nothing is lost: reload this page in a few seconds."), 503)
+        page.headers.update(UNAVAILABLE_HEADERS)
+        return page
+    return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers=UNAVAILABLE_HEADERS)
 
 
 def html(body: str, status_code: int = 200) -> HTMLResponse:
@@ -128,13 +145,16 @@ health = APIRouter(tags=["health"])
 
 @health.get("/healthz")
 def healthz(engine: EngineDep) -> JSONResponse:
-    """200 while Redis answers a PING; 503 otherwise, so a load balancer can take us out."""
+    """200 while Redis answers a PING; 503 otherwise, so a load balancer can take us out (and back in:
+    the app reconnects by itself once Redis is back)."""
     try:
         up = bool(engine.r.ping())
     except redis.RedisError:
         up = False
-    body = {"status": "ok" if up else "unavailable", "redis": up}
-    return JSONResponse(body, status_code=200 if up else 503)
+    if up:
+        return JSONResponse({"status": "ok", "redis": True})
+    return JSONResponse({"status": "unavailable", "redis": False, "detail": UNAVAILABLE}, status_code=503,
+                        headers=UNAVAILABLE_HEADERS)
 
 
 # -- web chat: the token in the path is the participant's credential ------------------

@@ -34,6 +34,7 @@ from engine.store import Store
 from engine.subtasks import Subtasks
 from engine.sweeper import Sweeper
 
+from .reconnect import command_retry
 from .settings import Settings
 
 log = logging.getLogger("taskbot")
@@ -43,7 +44,10 @@ MIN_SLOT_TTL = 10.0
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    """A client that rides out a Redis restart: dropped connections are retried (``command_retry``),
+    an idle pooled one is checked before use, and a connect gives up after 5 s (a host that is gone)."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5, socket_keepalive=True,
+                                retry=command_retry())
 
 
 def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: Clock | None = None,

@@ -82,13 +82,18 @@ def demo(port: int | None, data_dir: Path) -> None:
 
 @cli.command()
 def serve() -> None:
-    """Run the web app (REST API, dashboard, web chat, channel webhooks)."""
+    """Run the web app (REST API, dashboard, web chat, channel webhooks).
+
+    While Redis is away it answers 503 (and /healthz says so), and it reconnects by itself. SIGTERM
+    or Ctrl-C: finishes the requests in flight (25 s at most), then exits.
+    """
     import uvicorn
 
     from .app import create_app
 
     settings = Settings()
-    uvicorn.run(create_app(settings=settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    uvicorn.run(create_app(settings=settings), host=settings.http_host, port=settings.http_port, log_level="info",
+                timeout_graceful_shutdown=25)
 
 
 @cli.command()
@@ -96,7 +101,11 @@ def serve() -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (slower, isolated).")
 def worker(no_scheduler: bool, burst: bool, fork: bool) -> None:
-    """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep)."""
+    """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep).
+
+    A Redis restart does not end it: it waits until Redis answers, then goes on. SIGTERM or Ctrl-C:
+    finishes the job in hand, then exits (a second one stops at once).
+    """
     import logging
 
     from .workers import run_worker
