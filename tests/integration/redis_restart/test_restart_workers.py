@@ -88,7 +88,12 @@ def test_workers_and_scheduler_ride_out_a_redis_restart_and_no_acknowledged_answ
         web = Participants(base)
         # Answers keep coming while Redis dies: the workers are busy with them when it goes.
         with ThreadPoolExecutor(1) as pool:
-            posting = pool.submit(lambda: [web.answer(tokens[p], f"vote of {p}") for p in talkers])
+            def answer_all() -> None:
+                for p in talkers:  # people answer over a few seconds, not all in the same instant
+                    web.answer(tokens[p], f"vote of {p}")
+                    time.sleep(0.15)
+
+            posting = pool.submit(answer_all)
             wait_for(lambda: len(web.acknowledged()) >= 5 or posting.done(), timeout=30)
             crash(redis_server)
             with httpx.Client(base_url=base, timeout=30) as probe:
