@@ -11,18 +11,15 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mailparser_reply.constants import MAIL_LANGUAGES
-from mailparser_reply.parser import EmailMessage as ReplyText
-
 from engine.ports import Inbound
 
+from .email_html import ATTRIBUTION, HISTORY, html_to_text
+from .email_reply import reply_text
+
 MSGID = re.compile(r"<[^<>\s]+>")
-#: Reply headers ("On ... wrote:") and signatures are recognised in these languages.
-LANGUAGES = tuple(lang for lang in MAIL_LANGUAGES if len(lang) == 2)
 AUTO_SUBJECT = re.compile(r"^\s*(out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|"
                           r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|"
                           r"risposta automatica|automatisch antwoord)\b", re.IGNORECASE)
@@ -67,7 +64,7 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
         return None
     message_id = first_msgid(header(msg, "Message-ID")) or f"<{hashlib.sha256(raw).hexdigest()[:32]}@taskbot.invalid>"
     body = msg.get_body(preferencelist=("plain", "html"))
-    text = new_text(body_text(body)) if body is not None else ""
+    text = new_text(body) if body is not None else ""
     saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
     if not text and saved:
         text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
@@ -120,28 +117,27 @@ def auto_reply(msg: Message) -> bool:
 
 
 def body_text(part: Any) -> str:
+    """A text part's content, decoded; a ``format=flowed`` one with its lines joined again."""
     try:
         content = part.get_content()
     except (LookupError, UnicodeError):  # an unknown or lying charset: keep what decodes
         content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
     text = str(content).replace("\r\n", "\n")
-    if part.get_content_subtype() == "html":
-        return html_to_text(text)
-    if str(part.get_param("format", "")).lower() == "flowed":
+    if part.get_content_subtype() != "html" and str(part.get_param("format", "")).lower() == "flowed":
         return unflow(text, str(part.get_param("delsp", "")).lower() == "yes")
     return text
 
 
-def new_text(text: str) -> str:
-    """Only what the person wrote now: quoted history, reply headers and signatures dropped."""
-    parsed = ReplyText(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
-    latest = parsed.replies[0].body if parsed.replies else text
-    kept = unquoted(latest) or unquoted(text)
-    return re.sub(r"\n{3,}", "\n\n", kept).strip()
+def new_text(part: Any) -> str:
+    """Only what the person wrote now: quoted history, reply headers and signatures dropped.
 
-
-def unquoted(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">")).strip()
+    HTML is read through its quote structure; where a whole message sits in a blockquote that
+    no client marked as a citation (some indent that way), that blockquote is the message.
+    """
+    text = body_text(part)
+    if part.get_content_subtype() == "html":
+        return reply_text(html_to_text(text)) or reply_text(html_to_text(text, quotes=False))
+    return reply_text(text.replace(HISTORY, "").replace(ATTRIBUTION, ""))
 
 
 def unflow(text: str, delsp: bool) -> str:
@@ -160,79 +156,6 @@ def unflow(text: str, delsp: bool) -> str:
     if pending:
         lines.append(pending)
     return "\n".join(lines)
-
-
-class _Text(HTMLParser):
-    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "pre", "hr", "section", "article", "header", "footer"})
-    HIDDEN = frozenset({"style", "script", "head", "title", "template"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[tuple[int, list[str]]] = [(0, [])]
-        self.depth = 0
-        self.hidden = 0
-        self.pre = 0
-
-    def newline(self, force: bool = False) -> None:
-        """Start a line; blocks that follow each other do not stack up empty lines, ``<br>`` does."""
-        if not force and not "".join(self.lines[-1][1]).strip():
-            self.lines[-1] = (self.depth, [])
-        else:
-            self.lines.append((self.depth, []))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag == "blockquote":
-            self.depth += 1
-            self.newline()
-        elif tag in self.BLOCKS:
-            self.pre += tag == "pre"
-            self.newline(force=tag == "br")
-            if tag == "li":
-                self.lines[-1][1].append("- ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("br", "hr", "p", "div"):
-            self.newline(force=tag == "br")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag == "blockquote":
-            self.depth = max(0, self.depth - 1)
-            self.newline()
-        elif tag in self.BLOCKS and tag != "br":
-            self.pre = max(0, self.pre - (tag == "pre"))
-            self.newline()
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        if self.pre:
-            first, *rest = data.split("\n")
-            self.lines[-1][1].append(first)
-            for line in rest:
-                self.newline(force=True)
-                self.lines[-1][1].append(line)
-        else:
-            self.lines[-1][1].append(re.sub(r"\s+", " ", data))
-
-    def text(self) -> str:
-        out = []
-        for depth, parts in self.lines:
-            line = "".join(parts).strip()
-            out.append(("> " * depth + line).rstrip() if line or depth else "")
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
-
-
-def html_to_text(markup: str) -> str:
-    """HTML mail as plain text; ``<blockquote>`` becomes ``>`` lines, as a plain-text client quotes."""
-    parser = _Text()
-    parser.feed(markup)
-    parser.close()
-    return parser.text()
 
 
 def parts(msg: Any) -> Iterator[Any]:
