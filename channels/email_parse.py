@@ -10,20 +10,17 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.ports import Inbound
 
+from .email_bounce import auto_reply, bounce
 from .email_html import ATTRIBUTION, HISTORY, html_to_text
 from .email_reply import reply_text
 
 MSGID = re.compile(r"<[^<>\s]+>")
-AUTO_SUBJECT = re.compile(r"^\s*(out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|"
-                          r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|"
-                          r"risposta automatica|automatisch antwoord)\b", re.IGNORECASE)
-AUTO_PRECEDENCE = frozenset({"auto_reply", "bulk", "junk"})
 #: Where the plus-address may be seen: what the participant's client wrote first, then what the MTA added.
 TOKEN_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 UNSAFE = re.compile(r"[^\w.\- ]+")
@@ -47,6 +44,16 @@ class Ours:
     def sent(self, msgid: str) -> bool:
         return msgid.lower().endswith(f".{self.MARK}@{self.domain}>")
 
+    def returned(self, raw: bytes) -> str | None:
+        """In a bounce, the token (else the Message-ID) of the bot's mail it returns, from the copy it quotes."""
+        plus = re.search(rb"(?i)\b" + re.escape(self.local.encode()) + rb"\+([\w-]{4,64})@" +
+                         re.escape(self.domain.encode()) + rb"\b", raw)
+        if plus:
+            return plus.group(1).decode()
+        sent = re.search(rb"(?i)<[^<>\s@]{1,200}\." + self.MARK.encode() + rb"@" + re.escape(self.domain.encode()) +
+                         rb">", raw)
+        return sent.group(0).decode() if sent else None
+
     @staticmethod
     def is_msgid(value: str) -> bool:
         return bool(MSGID.fullmatch(value))
@@ -59,9 +66,11 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
     of the bot's message it answers (``In-Reply-To``, else the latest of ours in ``References``).
     """
     msg: Any = BytesParser(policy=policy.default).parsebytes(raw)
+    returned = bounce(msg)
     senders = addresses(msg, "From")
-    if not senders:
+    if not senders and returned is None:
         return None
+    sender = senders[0].lower() if senders else daemon(msg)
     message_id = first_msgid(header(msg, "Message-ID")) or f"<{hashlib.sha256(raw).hexdigest()[:32]}@taskbot.invalid>"
     body = msg.get_body(preferencelist=("plain", "html"))
     text = new_text(body) if body is not None else ""
@@ -69,12 +78,20 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
     if not text and saved:
         text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
     meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
-    if auto_reply(msg):
-        meta["auto_reply"] = True
+    if returned is not None or auto_reply(msg):
+        meta["auto_reply"] = True  # never an answer, never answered
+    if returned is not None:
+        meta["bounce"] = returned
     if saved:
         meta["attachments"] = saved
-    return Inbound("email", senders[0].lower(), text, provider_id=message_id, reply_to=reply_to(msg, ours),
-                   meta=meta)
+    thread = (ours.returned(raw) if returned is not None else None) or reply_to(msg, ours)
+    return Inbound("email", sender, text, provider_id=message_id, reply_to=thread, meta=meta)
+
+
+def daemon(msg: Message) -> str:
+    """A bounce's sender without a domain (``<MAILER-DAEMON>``, ``MAILER-DAEMON <>``), as it names itself."""
+    name, address = parseaddr(header(msg, "From"))
+    return (address or name or "mailer-daemon").strip("<> ").lower()
 
 
 def header(msg: Message, name: str) -> str:
@@ -102,18 +119,6 @@ def reply_to(msg: Message, ours: Ours) -> str | None:
     references = MSGID.findall(header(msg, "References"))[::-1]
     candidates = in_reply_to + references
     return next((m for m in candidates if ours.sent(m)), candidates[0] if candidates else None)
-
-
-def auto_reply(msg: Message) -> bool:
-    """RFC 3834 ``Auto-Submitted``, the common vendor headers, delivery reports, out-of-office subjects."""
-    submitted = header(msg, "Auto-Submitted").lower()
-    if submitted and not submitted.startswith("no"):
-        return True
-    if any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response")):
-        return True
-    if header(msg, "Precedence").lower() in AUTO_PRECEDENCE:
-        return True
-    return msg.get_content_type() == "multipart/report" or bool(AUTO_SUBJECT.match(header(msg, "Subject")))
 
 
 def body_text(part: Any) -> str:

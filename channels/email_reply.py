@@ -32,7 +32,7 @@ HEADER_LINES = 5
 LEAD = (r"On|Am|Op|Le|Il|Em|El|W\s+dniu|Dnia|Den|På|Dne|Dňa|Vào|Às|A|O|Kl\.|Pada|Ngày|Sent\s+from")
 #: The verbs that close one: wrote, schrieb, schreef, a écrit, ha scritto, escreveu, escribió, napisał …
 VERB = (r"wrote|sent|schrieb|schreef|geschreven|a\s+écrit|ha\s+scritto|escreveu|escribió|napisał(?:\(a\)|a)?|"
-        r"napsal(?:\(a\)|a)?|napísal(?:\(a\)|a)?|skrev|kirjoitti|написал(?:\(а\)|а)?|пишет|написав|đã\s+viết|"
+        r"napsal(?:\(a\)|a)?|napísal(?:\(a\)|a)?|pisze|skrev|kirjoitti|написал(?:\(а\)|а)?|пишет|написав|đã\s+viết|"
         r"yazdı|írta|a\s+scris|έγραψε|写道|작성")
 #: How a header begins: its lead word, a date ("02.04.2012", "2014-10-17", "4 dec."), a weekday ("ср, 30",
 #: "tir. 18.", "Wednesday, 17") or a rule ("---- John Smith wrote ----").

@@ -9,7 +9,7 @@ import aiosmtplib
 import pytest
 
 from channels.email import failure
-from channels.email_html import html_to_text
+from channels.email_html import ATTRIBUTION, html_to_text
 from channels.email_parse import Ours, parse
 from channels.email_reply import reply_text
 
@@ -56,8 +56,8 @@ def test_html_becomes_text_with_blockquotes_as_quotes():
     markup = ('<html><head><style>p {margin:0}</style></head><body><p>Docs&nbsp;and <b>tests</b></p>'
               '<ul><li>one</li><li>two</li></ul><div class="gmail_quote">On Mon, taskbot &lt;tasks@example.com&gt; '
               'wrote:<blockquote>Hi!<br>What did you ship?</blockquote></div></body></html>')
-    assert html_to_text(markup) == ("Docs and tests\n- one\n- two\n\ue001On Mon, taskbot <tasks@example.com> wrote:\n"
-                                    "> Hi!\n> What did you ship?")
+    assert html_to_text(markup) == ("Docs and tests\n- one\n- two\n" + ATTRIBUTION +
+                                    "On Mon, taskbot <tasks@example.com> wrote:\n> Hi!\n> What did you ship?")
     assert reply_text(html_to_text(markup)) == "Docs and tests\n- one\n- two"
 
 
