@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+#: Text outside quotes read at most: twice what the engine keeps of a message (20,000 characters).
+KEPT = 40_000
 #: Marks a line of a quote's attribution (put before the line's text).
 ATTRIBUTION = "\ue001"
 #: A line of its own where unquoted history begins.
@@ -40,6 +42,11 @@ TOP_RULE = re.compile(r"border-top(?:-style)?\s*:\s*solid|border-top\s*:[^;]*\bs
 INDENT = re.compile(r"border\s*:\s*none", re.IGNORECASE)
 
 
+class _Stop(Exception):
+    """Nothing more is read: unquoted history begins (a long thread costs nothing), or there is more text
+    than the engine keeps of a message."""
+
+
 class _Text(HTMLParser):
     def __init__(self, quotes: bool) -> None:
         super().__init__(convert_charrefs=True)
@@ -50,6 +57,7 @@ class _Text(HTMLParser):
         self.attr = 0
         self.hidden = 0
         self.pre = 0
+        self.visible = 0  # characters of text outside quotes so far
 
     def newline(self, force: bool = False) -> None:
         """Start a line; blocks that follow each other do not stack up empty lines, ``<br>`` does."""
@@ -63,6 +71,7 @@ class _Text(HTMLParser):
         self.newline()
         self.lines[-1][2].append(HISTORY)
         self.newline(force=True)
+        raise _Stop
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in HIDDEN:
@@ -81,8 +90,8 @@ class _Text(HTMLParser):
                 self.attr = 0  # the attribution ends where its quote begins
                 self.depth += 1
                 self.newline()
-        elif ident in HISTORY_IDS or classes & HISTORY_CLASSES or (
-                tag == "div" and TOP_RULE.search(found.get("style", "")) and not self.depth):
+        elif not self.depth and (ident in HISTORY_IDS or classes & HISTORY_CLASSES or (
+                tag == "div" and TOP_RULE.search(found.get("style", "")))):
             self.history()
         elif classes & ATTRIBUTION_CLASSES or (tag == "div" and "gmail_quote" in classes):
             role = "attr"
@@ -130,8 +139,14 @@ class _Text(HTMLParser):
             for line in rest:
                 self.newline(force=True)
                 self.lines[-1][2].append(line)
-        else:
-            self.lines[-1][2].append(re.sub(r"\s+", " ", data))
+        else:  # runs of white space are one space, kept at the edges where words meet across tags
+            words = " ".join(data.split())
+            if not self.depth:
+                self.visible += len(words)
+                if self.visible > KEPT:
+                    raise _Stop
+            self.lines[-1][2].append((" " if data[:1].isspace() else "") + words +
+                                     (" " if words and data[-1:].isspace() else ""))
 
     def text(self) -> str:
         out = []
@@ -146,6 +161,9 @@ class _Text(HTMLParser):
 def html_to_text(markup: str, quotes: bool = True) -> str:
     """HTML mail as plain text; ``<blockquote>`` becomes ``>`` lines (with ``quotes``, any blockquote)."""
     parser = _Text(quotes)
-    parser.feed(markup)
-    parser.close()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except _Stop:
+        pass
     return parser.text()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from .email_html import ATTRIBUTION, HISTORY
+from .email_html import ATTRIBUTION, HISTORY, KEPT
 
 #: Longer lines are never taken for a reply header (and no header pattern runs on them).
 HEADER_MAX = 600
@@ -97,8 +97,9 @@ def reply_text(text: str) -> str:
     kept: list[tuple[int, str]] = []  # (line number, text) of what is the person's so far
     below: int | None = None  # len(kept) when the first quote was dropped: what follows is written below it
     history = False  # the loop ended at history (not at a footer or a device line)
+    size = 0  # characters kept: past KEPT the rest is more than the engine records anyway
     n, i = len(lines), 0
-    while i < n:
+    while i < n and size <= KEPT:
         line = lines[i]
         if not line.strip():
             kept.append((i, ""))
@@ -143,6 +144,7 @@ def reply_text(text: str) -> str:
             i = quote_end(lines, i)
             continue
         kept.append((i, line))
+        size += len(line)
         i += 1
     if history and below is not None:
         del kept[below:]  # history below the quote: the text between the two was the history's too
