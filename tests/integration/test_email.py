@@ -453,7 +453,7 @@ BOUNCED = {"bounce_postfix_dsn.eml": "bob@example.org", "bounce_qmail.eml": "car
 
 
 def bounce_of(fixture: str, opening: EmailMessage, participant: str) -> bytes:
-    """A bounce fixture aimed at ``opening`` (its token, Message-ID and recipient), the rest as a mail system writes it."""
+    """A bounce fixture aimed at ``opening`` (its token, Message-ID, recipient), the rest as a mail system wrote it."""
     token = opening["Reply-To"].addresses[0].addr_spec.partition("+")[2].partition("@")[0]
     raw = (FIXTURES / fixture).read_bytes()
     return (raw.replace(b"6f1c2a9be04d", token.encode())
