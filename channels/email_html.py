@@ -53,6 +53,7 @@ class _Text(HTMLParser):
         self.quotes = quotes  # False: a blockquote nobody marked as a citation is text
         self.lines: list[tuple[int, bool, list[str]]] = [(0, False, [])]  # (quote depth, attribution, parts)
         self.stack: list[tuple[str, str]] = []  # open elements and what each one started: "quote", "attr", ""
+        self.open: dict[str, int] = {}  # how many of each tag are on the stack
         self.depth = 0
         self.attr = 0
         self.hidden = 0
@@ -104,6 +105,7 @@ class _Text(HTMLParser):
                 self.lines[-1][2].append("- ")
         if tag not in VOID:
             self.stack.append((tag, role))
+            self.open[tag] = self.open.get(tag, 0) + 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -114,10 +116,11 @@ class _Text(HTMLParser):
         if tag in HIDDEN:
             self.hidden = max(0, self.hidden - 1)
             return
-        if tag in VOID or not any(open_tag == tag for open_tag, _ in self.stack):
+        if tag in VOID or not self.open.get(tag):
             return  # a stray end tag closes nothing
         while self.stack:
             open_tag, role = self.stack.pop()
+            self.open[open_tag] -= 1
             if role == "quote":
                 self.depth = max(0, self.depth - 1)
                 self.newline()

@@ -39,7 +39,9 @@ VERB = (r"wrote|sent|schrieb|schreef|geschreven|a\s+écrit|ha\s+scritto|escreveu
 START = re.compile(rf"^\s*(?:-{{2,}}|[-=_*\s]*(?:(?:{LEAD})\s|\d{{1,4}}(?:[./\-:年]\d|\s+[^\W\d_])|"
                    rf"[^\W\d_]{{2,4}}\.?,?\s+\d|[^\W\d_]{{2,12}}\.?,\s))")
 DASHES = re.compile(r"^\s*-{2,}")
-VERB_END = re.compile(rf"(?:^|[\s\-]|(?<=\W))(?:{VERB})(?:\s+\S[^\n]{{0,200}}?)?\s*(?:[:：]\s*-*|-{{2,}})\s*$")
+VERB_AT = re.compile(rf"(?:^|(?<=[\s\-])|(?<=\W))(?:{VERB})")
+#: What may follow the verb: the name and address (German, Dutch, Nordic clients put them there), then ':'.
+AFTER_VERB = re.compile(r"(?:\s+\S.{0,200}?)?\s*(?:[:：]\s*-*|-{2,})\s*")
 #: "ср, 30 апр. 2025 г. в 15:19, John Doe <doe@example.com>:" and the like, in any language.
 EMAIL_END = re.compile(r"(?:<[^<>\s]*@[^<>\s]*>|\([^()\s]*@[^()\s]*\)|[^\s<>()]+@[^\s<>()]+)\s*>?\s*[:：]\s*$")
 DATE = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d\d\b|\d{4}年")
@@ -98,6 +100,8 @@ def reply_text(text: str) -> str:
     below: int | None = None  # len(kept) when the first quote was dropped: what follows is written below it
     history = False  # the loop ended at history (not at a footer or a device line)
     size = 0  # characters kept: past KEPT the rest is more than the engine records anyway
+    written = False  # a line of text is kept
+    pasted = False  # a header block above the text was skipped (there is one at most)
     n, i = len(lines), 0
     while i < n and size <= KEPT:
         line = lines[i]
@@ -112,7 +116,8 @@ def reply_text(text: str) -> str:
             history = True
             break
         if short and field_block(lines, i):
-            if not any(text.strip() for _, text in kept):  # the message's own headers, pasted on top
+            if not written and not pasted:  # the message's own headers, pasted on top
+                pasted = True
                 i = next((k for k in range(i, n) if not lines[k].strip()), n)
                 continue
             history = True
@@ -122,7 +127,7 @@ def reply_text(text: str) -> str:
             break
         if below is not None and short and FOOTER.match(line):
             break
-        if short and DEVICE.match(line.strip()) and any(text.strip() for _, text in kept):
+        if short and written and DEVICE.match(line.strip()):
             break  # a phone writes its line between the reply and the thread it quotes unmarked
         header = marked_header(lines, i) or header_ending(lines, i)
         if header is not None:
@@ -145,6 +150,7 @@ def reply_text(text: str) -> str:
             continue
         kept.append((i, line))
         size += len(line)
+        written = True
         i += 1
     if history and below is not None:
         del kept[below:]  # history below the quote: the text between the two was the history's too
@@ -199,9 +205,20 @@ def header_ending(lines: list[str], j: int) -> tuple[int, str, int] | None:
 def is_header(window: str) -> bool:
     if not START.match(window):
         return False
-    if VERB_END.search(window):
+    if verb_ends(window):
         return bool(DASHES.match(window)) or any(c.isdigit() or c == "@" for c in window)
-    return bool(EMAIL_END.search(window) and DATE.search(window))
+    return "@" in window and bool(EMAIL_END.search(window) and DATE.search(window))
+
+
+def verb_ends(window: str) -> bool:
+    """The window ends with "wrote:" (or "schrieb Name <address>:", "wrote ----" …).
+
+    Only the last verb is tried: one bounded match per window, however many verbs it holds.
+    """
+    last = None
+    for last in VERB_AT.finditer(window):  # noqa: B007 -- the last one is wanted
+        pass
+    return last is not None and AFTER_VERB.fullmatch(window, last.end()) is not None
 
 
 def field_block(lines: list[str], i: int) -> bool:
@@ -211,6 +228,8 @@ def field_block(lines: list[str], i: int) -> bool:
     first one a From, Sent or Date field.
     """
     if len(lines[i]) > HEADER_MAX:
+        return False
+    if not (":" in lines[i][:40] or "：" in lines[i][:40]):
         return False
     first = FIELD.match(lines[i])
     if first is None or first.group(1).lower() not in FIRST:
@@ -233,8 +252,9 @@ def quote_end(lines: list[str], i: int) -> int:
     """
     n, j = len(lines), i
     while j < n:
-        if quoted(lines[j]) or not lines[j].strip():
-            j += 1
+        line = lines[j]
+        if not line or line[0] == ">" and line[-1] not in "<:" or quoted(line) or not line.strip():
+            j += 1  # (the first two tests are the common case, without a call)
             continue
         if quoted(lines[j - 1]):
             k = j

@@ -111,8 +111,9 @@ class InboundProcessor:
             return False
         channel, address = (v.decode() if v else "" for v in self.e.r.hmget(keys.sub(sid), ["channel", "address"]))
         if bounce.get("hard") and channel == msg["channel"]:
-            said = " ".join(filter(None, [bounce.get("status"), bounce.get("reason")]))
-            self.e.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced: {said}")
+            status = f" ({bounce['status']})" if bounce.get("status") else ""
+            self.e.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
+                                                  f"{status}: {bounce.get('reason') or 'no reason given'}")
         else:
             log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
         return True

@@ -473,7 +473,7 @@ def test_a_hard_bounce_fails_that_participants_sub_task_with_the_reason_and_is_n
     subs = subtasks(engine, rid)
     bob = subs["bob@example.com"]
     assert bob["status"] == "failed"
-    assert bob["reason"].startswith("email to bob@example.com bounced: 5.")  # what the owner sees
+    assert bob["reason"].startswith("email to bob@example.com bounced (5.")  # what the owner sees
     assert user_texts(bob) == []  # a bounce is no answer
     assert subs["alice@example.com"]["status"] == "running"
     assert len(smtp.messages) == sent_before  # nobody was answered, least of all the mail system
