@@ -121,7 +121,8 @@ def timings(corpora: Path = CORPORA, runs: int = 5) -> list[dict[str, Any]]:
     """Parse time of the corpus's long message, of 1 MB made from it, and of 1 MB HTML mails built here.
 
     The HTML ones: a Gmail reply over a megabyte of ``blockquote``; an Outlook (Word) one over a
-    megabyte of unquoted history; and the worst case, a megabyte of Word markup that is all reply.
+    megabyte of unquoted history; a megabyte of Word markup that is all reply. And two hostile
+    shapes no client sends, for the worst case.
     """
     long_raw = as_sent(corpora, {"file": LONG, "kind": "body"})
     body = (corpora / "email" / LONG).read_bytes()
@@ -141,7 +142,10 @@ def timings(corpora: Path = CORPORA, runs: int = 5) -> list[dict[str, Any]]:
                                                prose * (1_048_576 // len(prose)),
                 "1 MB HTML: Gmail reply, blockquote history": html_mail(gmail),
                 "1 MB HTML: Outlook reply, unquoted history": html_mail(outlook),
-                "1 MB HTML: Word markup, all of it reply": html_mail(outlook.replace(b"border-top:solid", b"x:"))}
+                "1 MB HTML: Word markup, all of it reply": html_mail(outlook.replace(b"border-top:solid", b"x:")),
+                "1 MB plain, hostile: 400k short quote lines": long_raw[:long_raw.index(b"\r\n\r\n") + 4] +
+                                                               b"> q\n\n" * 200_000,
+                "1 MB HTML, hostile: unclosed tags, stray end tags": html_mail(b"<b>x" * 100_000 + b"</i>" * 100_000)}
     return [{"message": name, "KB": round(len(raw) / 1024), "parse ms": round(parse_ms(raw, runs), 1)}
             for name, raw in messages.items()]
 

@@ -25,6 +25,8 @@ from .email_html import ATTRIBUTION, HISTORY, KEPT
 
 #: Longer lines are never taken for a reply header (and no header pattern runs on them).
 HEADER_MAX = 600
+#: A header glued to the reply's last line is at most this long (and is looked for at four places at most).
+GLUED_MAX = 300
 #: A wrapped header spans at most this many lines (blank ones included).
 HEADER_LINES = 5
 
@@ -32,14 +34,16 @@ HEADER_LINES = 5
 LEAD = (r"On|Am|Op|Le|Il|Em|El|W\s+dniu|Dnia|Den|På|Dne|Dňa|Vào|Às|A|O|Kl\.|Pada|Ngày|Sent\s+from")
 #: The verbs that close one: wrote, schrieb, schreef, a écrit, ha scritto, escreveu, escribió, napisał …
 VERB = (r"wrote|sent|schrieb|schreef|geschreven|a\s+écrit|ha\s+scritto|escreveu|escribió|napisał(?:\(a\)|a)?|"
-        r"napsal(?:\(a\)|a)?|napísal(?:\(a\)|a)?|pisze|skrev|kirjoitti|написал(?:\(а\)|а)?|пишет|написав|đã\s+viết|"
-        r"yazdı|írta|a\s+scris|έγραψε|写道|작성")
+        r"napsal(?:\(a\)|a)?|napísal(?:\(a\)|a)?|pisze|skrev|kirjoitti|написал(?:\(а\)|а)?|пишет|пише|написав|"
+        r"đã\s+viết|yazdı|írta|a\s+scris|έγραψε")
+#: The same in scripts without spaces between words: Chinese, Korean, Japanese (Gmail, Apple Mail).
+CJK_VERB = r"写道|寫道|작성|のメール|さんは書きました|は書きました"
 #: How a header begins: its lead word, a date ("02.04.2012", "2014-10-17", "4 dec."), a weekday ("ср, 30",
 #: "tir. 18.", "Wednesday, 17") or a rule ("---- John Smith wrote ----").
 START = re.compile(rf"^\s*(?:-{{2,}}|[-=_*\s]*(?:(?:{LEAD})\s|\d{{1,4}}(?:[./\-:年]\d|\s+[^\W\d_])|"
                    rf"[^\W\d_]{{2,4}}\.?,?\s+\d|[^\W\d_]{{2,12}}\.?,\s))")
 DASHES = re.compile(r"^\s*-{2,}")
-VERB_AT = re.compile(rf"(?:^|(?<=[\s\-])|(?<=\W))(?:{VERB})")
+VERB_AT = re.compile(rf"(?:^|(?<=[\s\-])|(?<=\W))(?:{VERB})|{CJK_VERB}")
 #: What may follow the verb: the name and address (German, Dutch, Nordic clients put them there), then ':'.
 AFTER_VERB = re.compile(r"(?:\s+\S.{0,200}?)?\s*(?:[:：]\s*-*|-{2,})\s*")
 #: "ср, 30 апр. 2025 г. в 15:19, John Doe <doe@example.com>:" and the like, in any language.
@@ -184,6 +188,11 @@ def header_ending(lines: list[str], j: int) -> tuple[int, str, int] | None:
         if not re.fullmatch(rf"[>\s]*(?:{VERB})\s*[:：]", end):  # polymail quotes the header's last word only
             return None
         end = end.lstrip("> ")
+    if not START.match(end):  # "Shipped! On … wrote:": the reply's words stay, whatever else the line has
+        starts = [m.start() for m in MID_LEAD.finditer(end, max(1, len(end) - GLUED_MAX))][:4]
+        for start in starts:
+            if is_header(end[start:]):
+                return j, end[:start].rstrip(" -"), j
     parts: list[str] = []
     for s in range(j, max(-1, j - HEADER_LINES), -1):
         line = end if s == j else lines[s].strip()
@@ -196,18 +205,22 @@ def header_ending(lines: list[str], j: int) -> tuple[int, str, int] | None:
                 break
             if is_header(window):
                 return s, "", j
-    for found in MID_LEAD.finditer(end):
-        if found.start() and is_header(end[found.start():]):
-            return j, end[:found.start()].rstrip(" -"), j
     return None
 
 
 def is_header(window: str) -> bool:
-    if not START.match(window):
+    """An attribution: how one begins (``START``), then a verb and ':' or an address and ':'.
+
+    An address, a date and a closing verb together need no known beginning ("taskbot
+    <tasks@example.com> 于2025年3月3日周一 09:14写道：", Greek, Hungarian, Romanian …).
+    """
+    known = START.match(window) is not None
+    dated = "@" in window and DATE.search(window) is not None
+    if not (known or dated):
         return False
     if verb_ends(window):
-        return bool(DASHES.match(window)) or any(c.isdigit() or c == "@" for c in window)
-    return "@" in window and bool(EMAIL_END.search(window) and DATE.search(window))
+        return dated or bool(DASHES.match(window)) or any(c.isdigit() or c == "@" for c in window)
+    return known and dated and EMAIL_END.search(window) is not None
 
 
 def verb_ends(window: str) -> bool:
@@ -275,7 +288,7 @@ def drop_attribution(kept: list[tuple[int, str]]) -> None:
     if k < 0 or len(kept) - k > 2:
         return
     line = kept[k][1].strip()
-    if len(line) < HEADER_MAX and ATTRIBUTED.search(line) and DATE.search(line) and START.match(line):
+    if len(line) < HEADER_MAX and ATTRIBUTED.search(line) and DATE.search(line) and (START.match(line) or "@" in line):
         del kept[k:]
 
 
