@@ -109,11 +109,11 @@ class InboundProcessor:
         bounce = json.loads(msg.get("meta") or "{}").get("bounce")
         if not bounce:
             return False
-        channel, address = (v.decode() if v else "" for v in self.e.r.hmget(keys.sub(sid), ["channel", "address"]))
+        channel, address = (v.decode() if v else "" for v in self.r.hmget(keys.sub(sid), ["channel", "address"]))
         if bounce.get("hard") and channel == msg["channel"]:
             status = f" ({bounce['status']})" if bounce.get("status") else ""
-            self.e.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
-                                                  f"{status}: {bounce.get('reason') or 'no reason given'}")
+            self.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
+                                                f"{status}: {bounce.get('reason') or 'no reason given'}")
         else:
             log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
         return True
