@@ -79,6 +79,8 @@ class InboundProcessor:
         sid = msg.get("sid") or None  # routed when it was received
         if sid is None:
             self._direct(iid, msg)
+        elif self._bounced(sid, msg):
+            pass
         elif not self._from_participant(sid, msg):
             log.warning("message %s on %s for sub-task %s is not from its participant; not recorded",
                         iid, msg["channel"], sid)
@@ -97,6 +99,24 @@ class InboundProcessor:
             if msg.get("done") == "1":
                 self.subtasks.finish(sid, "completed")
         return None
+
+    def _bounced(self, sid: str, msg: dict[str, str]) -> bool:
+        """A bounce is never an answer; a hard one fails the sub-task with what the mail system said.
+
+        The channel adapter puts ``bounce`` in the meta and routes it by the copy of the bot's own
+        mail, so the sub-task is the one whose mail came back. A soft bounce (a delay) changes nothing.
+        """
+        bounce = json.loads(msg.get("meta") or "{}").get("bounce")
+        if not bounce:
+            return False
+        channel, address = (v.decode() if v else "" for v in self.r.hmget(keys.sub(sid), ["channel", "address"]))
+        if bounce.get("hard") and channel == msg["channel"]:
+            status = f" ({bounce['status']})" if bounce.get("status") else ""
+            self.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
+                                                f"{status}: {bounce.get('reason') or 'no reason given'}")
+        else:
+            log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
+        return True
 
     def _from_participant(self, sid: str, msg: dict[str, str]) -> bool:
         """A message routed by thread or token must come from the sub-task's own address.
