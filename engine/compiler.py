@@ -43,10 +43,27 @@ class Compiled:
 
 @dataclass(frozen=True)
 class Revision:
-    """A new version being compiled: the version it replaces, and what changed since."""
+    """A new version being compiled: the version it replaces, what changed since, and the late sub-tasks
+    waiting for versions of their own (not in this one)."""
 
     previous: str
     change: str
+    pending: frozenset[str] = frozenset()
+
+
+def as_gathered(sub: dict[str, str], gathered: dict[str, Any], pending: frozenset[str]) -> dict[str, str]:
+    """A fan-out's sub-task as this version has it: one that timed out reads from ``gathered`` (a late
+    answer under way, or waiting for a version of its own, is not in this one)."""
+    if sub.get("kind") == "conversation" or (sub["id"] not in pending and sub.get("status") != "timed_out"):
+        return sub
+    pid = sub["participant_id"]
+    data = gathered.get("tasks", {}).get(pid)
+    if data is None:
+        return sub
+    seen = {**sub, "data": json.dumps(data), "status": gathered.get("task_status", {}).get(pid, sub["status"])}
+    if sub["id"] in pending:
+        seen.update(late="", reason=sub.get("timed_out_reason", ""))
+    return seen
 
 
 @dataclass(frozen=True)
@@ -58,11 +75,13 @@ class CompileFailed:
     calls: int = 0
 
 
-def material(store: Store, config: AgentConfig, run: dict[str, str], step: int) -> str:
+def material(store: Store, config: AgentConfig, run: dict[str, str], step: int,
+             pending: frozenset[str] = frozenset()) -> str:
     """What the run gathered, as Markdown the model reads."""
     states = store.definition_of(run).states()
-    subs = [s for s in store.subs_fields(store.sub_ids(run["id"])) if s]
-    gathered = {k: v for k, v in json.loads(run["gathered"]).items() if k not in ("tasks", "task_status")}
+    everything = json.loads(run["gathered"])
+    subs = [as_gathered(s, everything, pending) for s in store.subs_fields(store.sub_ids(run["id"])) if s]
+    gathered = {k: v for k, v in everything.items() if k not in ("tasks", "task_status")}
     parts = []
     if gathered:
         parts.append("## Data\n\n```json\n" + json.dumps(gathered, indent=1, ensure_ascii=False) + "\n```")
@@ -129,7 +148,7 @@ class Compiler:
         """
         assistant = self.store.assistant_of(run)
         if assistant.scripted:
-            return self.report(run, step, state)
+            return self.report(run, step, state, revision.pending if revision else frozenset())
         rid = run["id"]
         with self.slots.hold(item or f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks,
                              f"run:{rid}") as got:
@@ -137,12 +156,13 @@ class Compiler:
                 return None
             return self.with_model(run, assistant, step, state, revision)
 
-    def report(self, run: dict[str, str], step: int, state: CompileState) -> Compiled:
+    def report(self, run: dict[str, str], step: int, state: CompileState,
+               pending: frozenset[str] = frozenset()) -> Compiled:
         """The scripted compile: a Markdown report of every fan-out state's answers."""
         definition = self.store.definition_of(run)
         states = definition.states()
-        subs = self.store.subs_fields(self.store.sub_ids(run["id"]))
         gathered = json.loads(run["gathered"])
+        subs = [as_gathered(s, gathered, pending) for s in self.store.subs_fields(self.store.sub_ids(run["id"]))]
         sections = []
         for index, earlier in enumerate(states[:step]):
             if isinstance(earlier, TaskState):
@@ -168,7 +188,7 @@ class Compiler:
         """Write the deliverable with the assistant's model (the caller holds the slot)."""
         definition = self.store.definition_of(run)
         output = outputs.get(definition.output_type)
-        text = material(self.store, self.config, run, step)
+        text = material(self.store, self.config, run, step, revision.pending if revision else frozenset())
         instructions = state.instructions or definition.description
         if revision is not None:
             text += (f"\n\n## The previous version\n\n{revision.previous[:MAX_MATERIAL // 2]}"

@@ -76,7 +76,8 @@ class Revisions:
                 return None
             fanned_in = int(run_step) > step
             p.multi()
-            p.hset(keys.sub(sid), mapping={"status": "completed", "late": "1", "late_at": now, "completed_at": now})
+            p.hset(keys.sub(sid), mapping={"status": "completed", "late": "1", "late_at": now, "completed_at": now,
+                                           "timed_out_reason": current.get("reason", "")})
             p.hdel(keys.sub(sid), "reason")
             if current.get("channel") and current.get("address"):
                 p.zrem(keys.active(current["channel"], current["address"]), sid)
@@ -134,8 +135,9 @@ class Revisions:
             stored = self.store.deliverables(rid)
             state = states[compile_at]
             assert isinstance(state, CompileState)
+            waiting = frozenset(s.decode() for s in self.r.lrange(keys.run_late(rid), 1, -1))  # their own versions
             result = self.compiler.compile({**run, "gathered": dumps(gathered)}, compile_at, state, item=member,
-                                           revision=Revision(stored[-1]["content"] if stored else "", change))
+                                           revision=Revision(stored[-1]["content"] if stored else "", change, waiting))
             if result is None:
                 return "wait"  # for a model slot: the lease stays, and a freed slot wakes this job
             if isinstance(result, CompileFailed):
