@@ -38,3 +38,10 @@ def decide(
         at = silent_since + spec.interval / 2
         return ChaseDecision("escalate", now) if now >= at else ChaseDecision("wait", at)
     return ChaseDecision("time_out", now) if now >= due else ChaseDecision("wait", due)
+
+
+def next_check(spec: ChaseSpec, chases_sent: int, since: float) -> float:
+    """When to look at a sub-task next, silent since ``since`` with ``chases_sent`` reminders sent (and not
+    escalated yet): the next chase, the escalation or the time-out, whichever :func:`decide` waits for."""
+    return decide(open_=True, chases_sent=chases_sent, last_activity_at=since, last_chase_at=since, spec=spec,
+                  now=since).at

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import keys
-from .chase import decide
+from .chase import decide, next_check
 from .conversation import Conversations
 from .errors import NotFound
 from .escalations import Escalations
@@ -176,7 +176,7 @@ class Subtasks:
             return True
 
         if self.r.transaction(mark, keys.sub(sid), value_from_callable=True):
-            self.schedule_check(sid, now + self.chase_spec(run, step).interval)
+            self.schedule_check(sid, next_check(self.chase_spec(run, step), 0, now))
             self.conversations.kickoff(run, sid, state)
 
     def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
@@ -268,7 +268,7 @@ class Subtasks:
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
             self.outbox.mark_sent(p, sid, key)
             self.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
-            self.schedule_check(sid, now + spec.interval, p)
+            self.schedule_check(sid, next_check(spec, n, now), p)
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.r.transaction(mark, keys.sub(sid))
