@@ -54,7 +54,8 @@ def check_url(url: str, allow_private: bool, resolve: Resolver = socket.getaddri
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
-            raise InvalidInput("callback_url", f"{host} is {address}, a private, loopback or link-local address; "
+            what = host if host == str(address) else f"{host} resolves to {address}, which"
+            raise InvalidInput("callback_url", f"{what} is a private, loopback or link-local address; "
                                                "set TASKBOT_CALLBACK_ALLOW_PRIVATE=true to allow such callbacks")
 
 

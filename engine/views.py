@@ -33,7 +33,7 @@ def chat_view(store: Store, sid: str) -> list[dict[str, Any]]:
     """The conversation as its participant sees it: the assistant's tool calls and taskbot's
     prompt to start a conversation are not theirs to read."""
     return [message_view(m) for m in store.conversation(sid)
-            if m.get("role") != "tool" and m.get("kind") != "kickoff"]
+            if m.get("role") != "tool" and m.get("kind") not in ("kickoff", "escalation")]
 
 
 def usage_of(sub: dict[str, str]) -> dict[str, int]:
@@ -84,7 +84,7 @@ def run_view(store: Store, chat_url: Callable[[str], str], rid: str, *, subtasks
     stored = store.deliverables(rid)
     # every version, newest first
     view["deliverables"] = [deliverable_view(d, version_of(stored, i)) for i, d in reversed(list(enumerate(stored)))]
-    view["reports"] = report_records(store, rid)
+    view["reports"] = [{**record, "at": iso(record.get("at"))} for record in report_records(store, rid)]
     view["callback"] = callback_view(run)
     if subtasks:
         subs = store.subs_fields(store.sub_ids(rid))
