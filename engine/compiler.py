@@ -51,10 +51,11 @@ class Revision:
     pending: frozenset[str] = frozenset()
 
 
-def as_gathered(sub: dict[str, str], gathered: dict[str, Any], pending: frozenset[str]) -> dict[str, str]:
-    """A fan-out's sub-task as this version has it: one that timed out reads from ``gathered`` (a late
-    answer under way, or waiting for a version of its own, is not in this one)."""
-    if sub.get("kind") == "conversation" or (sub["id"] not in pending and sub.get("status") != "timed_out"):
+def as_gathered(sub: dict[str, str], gathered: dict[str, Any], pending: frozenset[str] | None) -> dict[str, str]:
+    """A fan-out's sub-task as a new version has it (``pending`` given): one that timed out reads from
+    ``gathered`` (a late answer under way, or waiting for a version of its own, is not in this one)."""
+    if pending is None or sub.get("kind") == "conversation" or (
+            sub["id"] not in pending and sub.get("status") != "timed_out"):
         return sub
     pid = sub["participant_id"]
     data = gathered.get("tasks", {}).get(pid)
@@ -76,7 +77,7 @@ class CompileFailed:
 
 
 def material(store: Store, config: AgentConfig, run: dict[str, str], step: int,
-             pending: frozenset[str] = frozenset()) -> str:
+             pending: frozenset[str] | None = None) -> str:
     """What the run gathered, as Markdown the model reads."""
     states = store.definition_of(run).states()
     everything = json.loads(run["gathered"])
@@ -148,7 +149,7 @@ class Compiler:
         """
         assistant = self.store.assistant_of(run)
         if assistant.scripted:
-            return self.report(run, step, state, revision.pending if revision else frozenset())
+            return self.report(run, step, state, revision.pending if revision else None)
         rid = run["id"]
         with self.slots.hold(item or f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks,
                              f"run:{rid}") as got:
@@ -157,7 +158,7 @@ class Compiler:
             return self.with_model(run, assistant, step, state, revision)
 
     def report(self, run: dict[str, str], step: int, state: CompileState,
-               pending: frozenset[str] = frozenset()) -> Compiled:
+               pending: frozenset[str] | None = None) -> Compiled:
         """The scripted compile: a Markdown report of every fan-out state's answers."""
         definition = self.store.definition_of(run)
         states = definition.states()
@@ -188,7 +189,7 @@ class Compiler:
         """Write the deliverable with the assistant's model (the caller holds the slot)."""
         definition = self.store.definition_of(run)
         output = outputs.get(definition.output_type)
-        text = material(self.store, self.config, run, step, revision.pending if revision else frozenset())
+        text = material(self.store, self.config, run, step, revision.pending if revision else None)
         instructions = state.instructions or definition.description
         if revision is not None:
             text += (f"\n\n## The previous version\n\n{revision.previous[:MAX_MATERIAL // 2]}"
