@@ -238,7 +238,9 @@ class RunRequest(BaseModel):
 
 class TriggerRequest(RunRequest):
     task_definition_id: str
-    callback_url: HttpUrl | None = Field(None, description="gets the run's result when it ends (SPEC §11)")
+    callback_url: HttpUrl | None = Field(
+        None, description="gets the run object, signed, when the run ends; http(s) only, and no private, loopback or "
+                          "link-local address unless TASKBOT_CALLBACK_ALLOW_PRIVATE=true (SPEC §11)")
 
 
 class RunStarted(BaseModel):
@@ -292,8 +294,10 @@ def start_run(task_id: str, engine: EngineDep, response: Response,
 
 @api.post("/trigger", status_code=202, tags=["runs"])
 def web_trigger(body: TriggerRequest, engine: EngineDep, response: Response) -> RunStarted:
-    """The Web Trigger: start a run of ``task_definition_id`` with ``data``."""
-    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web"), response)
+    """The Web Trigger: start a run of ``task_definition_id`` with ``data``; ``callback_url`` gets the run
+    object when it ends (its host is resolved here, so this is a plain ``def`` run in the threadpool)."""
+    callback = str(body.callback_url) if body.callback_url is not None else None
+    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web", callback_url=callback), response)
 
 
 @api.get("/runs", tags=["runs"])

@@ -327,7 +327,7 @@ def status(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run object with gathered data and deliverables.")
 @handles_errors
 def results(run_id: str, as_json: bool) -> None:
-    """Print a run's deliverable (Markdown), or the whole run object with --json."""
+    """Print a run's deliverable (Markdown; its latest version), or the whole run object, every version, with --json."""
     view = engine().run_view(run_id)
     if as_json:
         dump(view)
@@ -335,8 +335,11 @@ def results(run_id: str, as_json: bool) -> None:
     if not view["deliverables"]:
         click.echo(f"run {run_id} is {view['status']}; no deliverable yet")
         return
-    for d in view["deliverables"]:
-        click.echo(d["content"])
+    latest = view["deliverables"][0]  # newest first
+    if latest["version"] > 1:
+        click.echo(f"version {latest['version']} ({latest['change'] or 'a new version'}); earlier versions: --json",
+                   err=True)
+    click.echo(latest["content"])
 
 
 @cli.command()

@@ -5,6 +5,7 @@ many workers host the loop; its own pass moves jobs scheduled with it) extended 
 engine's due work. Each ``interval`` a pass:
 
 - hands chase checks that are due (``taskbot:timers``) to workers, fifty per job;
+- hands fan-out deadlines that are due (``taskbot:deadlines``) to workers;
 - moves jobs whose retry delay has passed back to the queue (RQ's scheduled registry);
 - starts runs of cron schedules that are due;
 - queues webhook deliveries;
@@ -58,6 +59,7 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
     def enqueue_jobs(self) -> list[object]:
         super().enqueue_jobs()
         self.engine.subtasks.take_due()
+        self.engine.deadlines.take_due()
         self.retries.enqueue_scheduled_jobs()
         self.engine.schedules.fire_due()
         self.engine.events.flush()

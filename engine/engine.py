@@ -12,7 +12,9 @@ from typing import Any
 
 import redis
 
+from .callbacks import Callbacks
 from .conversation import Conversations
+from .deadlines import Deadlines
 from .definitions import load_contacts, load_definition, load_definition_text, parse_yaml, validate
 from .errors import InvalidInput
 from .events import Events
@@ -21,6 +23,8 @@ from .inbox import Inbox
 from .leases import Leases
 from .model import SLUG, Assistant, Contact, TaskDefinition
 from .ports import Channel, Clock, Jobs
+from .reporting import Reporting
+from .revisions import Revisions
 from .runs import Runs
 from .schedules import Schedules
 from .store import Store
@@ -49,6 +53,10 @@ class Engine:
         schedules: cron schedules.
         sweeper: re-drives work whose lease expired.
         public_url: base of web chat links.
+        deadlines: fan-out deadlines (the scheduler pass hands out the due ones).
+        revisions: late answers and the new versions they make.
+        reporting: deliverables posted to ``report_to`` targets.
+        callbacks: Web Trigger callbacks.
     """
 
     r: redis.Redis
@@ -66,6 +74,10 @@ class Engine:
     schedules: Schedules
     sweeper: Sweeper
     public_url: str
+    deadlines: Deadlines
+    revisions: Revisions
+    reporting: Reporting
+    callbacks: Callbacks
 
     @property
     def default_model(self) -> str:
