@@ -59,6 +59,9 @@ def main() -> None:
                          for bound in (6, 0)]
     print(table("tokens sent per completed sub-task (3 fields, a litellm model: the fake OpenAI server), "
                 "history bound on (6 messages) and off", results["tokens"]), flush=True)
+    from .corpus import run as corpus
+
+    results["email_corpus"] = corpus(smoke=args.smoke)  # None where ../shared/corpora is absent
     results["seconds"] = round(time.time() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from engine.errors import Conflict, InvalidInput, NotFound
 from engine.views import chat_view
 
 from . import pages
+from .reconnect import UNAVAILABLE
 from .settings import Settings
 from .slack import mount_slack
 from .telegram import mount_telegram
@@ -110,8 +111,24 @@ async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
-async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "Redis is not answering; try again shortly"}, status_code=503)
+#: While Redis is away every route that needs it answers 503 with this hint (also on /healthz);
+#: the app reconnects by itself, so a client only has to retry. A retried chat POST with the same
+#: ``id`` is stored once, which makes the retry safe even if the first attempt did reach Redis.
+UNAVAILABLE_HEADERS = {"Retry-After": "1"}
+
+
+def is_page(path: str) -> bool:
+    """The routes a browser opens (dashboard, chat page and its no-JS form): they get an HTML 503."""
+    return path == "/" or path.startswith("/runs/") or (path.startswith("/chat/") and not path.endswith("/messages"))
+
+
+async def on_redis_down(request: Request, exc: Exception) -> Response:
+    if is_page(request.url.path):
+        page = html(pages.message_page("Try again in a moment", "taskbot cannot reach its database right now. "
+                                       "Nothing is lost: reload this page in a few seconds."), 503)
+        page.headers.update(UNAVAILABLE_HEADERS)
+        return page
+    return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers=UNAVAILABLE_HEADERS)
 
 
 def html(body: str, status_code: int = 200) -> HTMLResponse:
@@ -128,13 +145,16 @@ health = APIRouter(tags=["health"])
 
 @health.get("/healthz")
 def healthz(engine: EngineDep) -> JSONResponse:
-    """200 while Redis answers a PING; 503 otherwise, so a load balancer can take us out."""
+    """200 while Redis answers a PING; 503 otherwise, so a load balancer can take us out (and back in:
+    the app reconnects by itself once Redis is back)."""
     try:
         up = bool(engine.r.ping())
     except redis.RedisError:
         up = False
-    body = {"status": "ok" if up else "unavailable", "redis": up}
-    return JSONResponse(body, status_code=200 if up else 503)
+    if up:
+        return JSONResponse({"status": "ok", "redis": True})
+    return JSONResponse({"status": "unavailable", "redis": False, "detail": UNAVAILABLE}, status_code=503,
+                        headers=UNAVAILABLE_HEADERS)
 
 
 # -- web chat: the token in the path is the participant's credential ------------------
@@ -218,7 +238,9 @@ class RunRequest(BaseModel):
 
 class TriggerRequest(RunRequest):
     task_definition_id: str
-    callback_url: HttpUrl | None = Field(None, description="gets the run's result when it ends (SPEC §11)")
+    callback_url: HttpUrl | None = Field(
+        None, description="gets the run object, signed, when the run ends; http(s) only, and no private, loopback or "
+                          "link-local address unless TASKBOT_CALLBACK_ALLOW_PRIVATE=true (SPEC §11)")
 
 
 class RunStarted(BaseModel):
@@ -272,8 +294,10 @@ def start_run(task_id: str, engine: EngineDep, response: Response,
 
 @api.post("/trigger", status_code=202, tags=["runs"])
 def web_trigger(body: TriggerRequest, engine: EngineDep, response: Response) -> RunStarted:
-    """The Web Trigger: start a run of ``task_definition_id`` with ``data``."""
-    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web"), response)
+    """The Web Trigger: start a run of ``task_definition_id`` with ``data``; ``callback_url`` gets the run
+    object when it ends (its host is resolved here, so this is a plain ``def`` run in the threadpool)."""
+    callback = str(body.callback_url) if body.callback_url is not None else None
+    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web", callback_url=callback), response)
 
 
 @api.get("/runs", tags=["runs"])

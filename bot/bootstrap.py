@@ -2,7 +2,8 @@
 
 Each service gets the few collaborators it uses, built here bottom up, so the dependency
 graph is this one function: store, clock, jobs and leases at the bottom; the outbox, events,
-slots and inbox on them; conversations, the compiler, sub-tasks, runs and schedules above;
+slots and inbox on them; conversations, the compiler, owner messages, escalations, deadlines,
+reporting and callbacks above; sub-tasks, fan-in, runs, revisions and schedules on those;
 inbound processing, the sweeper and people's tokens on top.
 """
 
@@ -18,16 +19,23 @@ from bot.llm import LiteLLM  # cheap: litellm itself is imported on the first mo
 from bot.queue import RQJobs
 from channels import build_channels
 from engine.agent import AgentConfig
+from engine.callbacks import Callbacks
 from engine.compiler import Compiler
 from engine.conversation import Conversations
+from engine.deadlines import Deadlines
 from engine.engine import Engine
+from engine.escalations import Escalations
 from engine.events import Events
+from engine.fanin import FanIn
 from engine.inbound import InboundProcessor
 from engine.inbox import Inbox
 from engine.leases import Leases
 from engine.limits import Slots
 from engine.outbox import Outbox
-from engine.ports import Channel, Clock, Jobs, Model, SystemClock
+from engine.owners import Owners
+from engine.ports import Channel, Clock, Jobs, Model, Poster, SystemClock
+from engine.reporting import Reporting
+from engine.revisions import Revisions
 from engine.runs import Runs
 from engine.schedules import Schedules
 from engine.store import Store
@@ -35,7 +43,9 @@ from engine.subtasks import Subtasks
 from engine.sweeper import Sweeper
 from engine.tokens import Tokens
 
+from .reconnect import command_retry
 from .settings import Settings
+from .webhooks import SignedPoster
 
 log = logging.getLogger("taskbot")
 
@@ -44,13 +54,17 @@ MIN_SLOT_TTL = 10.0
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, health_check_interval=30)
+    """A client that rides out a Redis restart: dropped connections are retried (``command_retry``),
+    an idle pooled one is checked before use, and a connect gives up after 5 s (a host that is gone)."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5, socket_keepalive=True,
+                                retry=command_retry())
 
 
 def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: Clock | None = None,
          default_model: str = "scripted", lease_seconds: float = 60.0, batch_size: int = 100,
          public_url: str = "http://127.0.0.1:8080", webhook_urls: Sequence[str] = (), model: Model | None = None,
-         agent: AgentConfig | None = None, max_concurrent: int = 10) -> Engine:
+         agent: AgentConfig | None = None, max_concurrent: int = 10, poster: Poster | None = None,
+         allow_private_callbacks: bool = False) -> Engine:
     """Build every service on one Redis connection, job queue and set of channels.
 
     Args:
@@ -66,6 +80,8 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
         model: the LLM port for assistants whose model is not ``scripted`` (the litellm adapter).
         agent: how the agent loop behaves (history bound, steps per turn, retries).
         max_concurrent: most assistant turns at once across every worker.
+        poster: signs and POSTs Web Trigger callbacks (None: they are not delivered).
+        allow_private_callbacks: TASKBOT_CALLBACK_ALLOW_PRIVATE (callbacks to private addresses).
     """
     clock = clock or SystemClock()
     agent = agent or AgentConfig()
@@ -77,14 +93,24 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     inbox = Inbox(r, clock, jobs, leases)
     conversations = Conversations(store, clock, inbox, slots, model, agent)
     compiler = Compiler(store, slots, model, agent)
-    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox)
-    runs = Runs(store, clock, jobs, leases, events, outbox, subtasks, conversations, compiler, batch_size)
+    owners = Owners(store, outbox)
+    escalations = Escalations(store, clock, outbox, events)
+    deadlines = Deadlines(r, clock, jobs, leases, events)
+    reporting = Reporting(store, clock, jobs, leases, events, outbox)
+    callbacks = Callbacks(store, clock, leases, poster, public_url, allow_private_callbacks)
+    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox, escalations)
+    # a fan-in closed early waits this long for an answer that came in time but is not applied yet
+    fanin = FanIn(store, clock, leases, subtasks, inbox, grace=2 * lease_seconds)
+    runs = Runs(store, clock, jobs, leases, events, outbox, subtasks, conversations, compiler, fanin, deadlines,
+                reporting, callbacks, owners, batch_size)
+    revisions = Revisions(store, clock, jobs, leases, events, compiler, reporting, owners)
     schedules = Schedules(store, clock, runs)
-    inbound = InboundProcessor(store, clock, inbox, outbox, conversations, subtasks, runs, schedules)
+    inbound = InboundProcessor(store, clock, inbox, outbox, conversations, subtasks, runs, schedules, revisions)
     sweeper = Sweeper(r, clock, jobs, leases, slots, inbox)
     return Engine(r=r, store=store, jobs=jobs, channels=dict(channels), clock=clock, leases=leases, events=events,
                   inbox=inbox, inbound=inbound, conversations=conversations, subtasks=subtasks, runs=runs,
-                  schedules=schedules, sweeper=sweeper, tokens=Tokens(store, clock), public_url=public_url)
+                  schedules=schedules, sweeper=sweeper, tokens=Tokens(store, clock), public_url=public_url,
+                  deadlines=deadlines, revisions=revisions, reporting=reporting, callbacks=callbacks)
 
 
 def build_engine(settings: Settings | None = None, *, announce: bool = False, clock: Clock | None = None) -> Engine:
@@ -106,7 +132,9 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False, cl
     return wire(r, RQJobs(r), channels, clock=clock, default_model=settings.model,
                 lease_seconds=settings.lease_seconds, batch_size=settings.batch_size, public_url=settings.base_url,
                 webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
-                model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks)
+                model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks,
+                poster=SignedPoster(settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""),
+                allow_private_callbacks=settings.callback_allow_private)
 
 
 @functools.cache

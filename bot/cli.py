@@ -45,13 +45,18 @@ def demo(port: int | None, data_dir: Path) -> None:
 
 @cli.command()
 def serve() -> None:
-    """Run the web app (REST API, dashboard, web chat, channel webhooks)."""
+    """Run the web app (REST API, dashboard, web chat, channel webhooks).
+
+    While Redis is away it answers 503 (and /healthz says so), and it reconnects by itself. SIGTERM
+    or Ctrl-C: finishes the requests in flight (25 s at most), then exits.
+    """
     import uvicorn
 
     from .app import create_app
 
     settings = Settings()
-    uvicorn.run(create_app(settings=settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    uvicorn.run(create_app(settings=settings), host=settings.http_host, port=settings.http_port, log_level="info",
+                timeout_graceful_shutdown=25)
 
 
 @cli.command()
@@ -59,7 +64,11 @@ def serve() -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 @click.option("--fork", is_flag=True, help="Run each job in a forked child (slower, isolated).")
 def worker(no_scheduler: bool, burst: bool, fork: bool) -> None:
-    """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep)."""
+    """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep).
+
+    A Redis restart does not end it: it waits until Redis answers, then goes on. SIGTERM or Ctrl-C:
+    finishes the job in hand, then exits (a second one stops at once).
+    """
     import logging
 
     from .workers import run_worker
@@ -295,7 +304,8 @@ def recent(e: Engine, as_json: bool, limit: int) -> None:
               help="Print the answers as CSV: one row per participant (id, name, status, one column per field).")
 @handles_errors
 def results(run_id: str, as_json: bool, as_csv: bool) -> None:
-    """Print a run's deliverable (Markdown), the whole run object with --json, or the answers with --csv."""
+    """Print a run's deliverable (Markdown; its latest version), the whole run object (every version) with --json,
+    or the answers with --csv."""
     if as_json and as_csv:
         raise InvalidInput("--csv", "give --csv or --json, not both")
     if as_csv:
@@ -308,8 +318,11 @@ def results(run_id: str, as_json: bool, as_csv: bool) -> None:
     if not view["deliverables"]:
         click.echo(f"run {run_id} is {view['status']}; no deliverable yet")
         return
-    for d in view["deliverables"]:
-        click.echo(d["content"])
+    latest = view["deliverables"][0]  # newest first
+    if latest["version"] > 1:
+        click.echo(f"version {latest['version']} ({latest['change'] or 'a new version'}); earlier versions: --json",
+                   err=True)
+    click.echo(latest["content"])
 
 
 @cli.command()

@@ -161,7 +161,7 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
         view = engine.run_view(a[0], conversations=False)
         if not view["deliverables"]:
             return Reply(f"Run {a[0]} is {view['status']}; no deliverable yet.", run=view)
-        return Reply(view["deliverables"][-1]["content"], run=view)
+        return Reply(view["deliverables"][0]["content"], run=view)
     if c.name == "cancel":
         engine.runs.cancel(a[0])
         return Reply(f"Run {a[0]} cancelled.")

@@ -38,6 +38,30 @@ def notify_owner(rid: str, kind: str) -> None:
     engine().runs.notify_owner(rid, kind)
 
 
+def close_state(rid: str, step: str | int) -> None:
+    """A fan-out's deadline came: close it (unless it closed already) and fan in."""
+    engine().deadlines.close(rid, int(step))
+
+
+def revise(rid: str) -> None:
+    """Late answers after fan-in: one new version of the deliverable each, in order."""
+    engine().revisions.revise(rid)
+
+
+def announce_revision(rid: str, version: str | int) -> None:
+    engine().revisions.announce(rid, int(version))
+
+
+def post_report(rid: str, version: str | int, index: str | int) -> None:
+    """Post one version of the deliverable to one ``report_to`` target."""
+    engine().reporting.post(rid, int(version), int(index))
+
+
+def deliver_callback(rid: str) -> None:
+    """POST the ended run's object to its Web Trigger ``callback_url``, signed."""
+    engine().callbacks.deliver(rid)
+
+
 def poll_mailbox() -> None:
     """Store the email channel's unseen mail (IMAP); queued by the scheduler every TASKBOT_IMAP_POLL seconds."""
     from .mailbox import poll
@@ -68,18 +92,10 @@ def telegram_command(payload: str) -> None:
 
 def deliver_webhook(url: str, body: str) -> None:
     """POST one event, signed; an error raises so RQ retries it with backoff."""
-    import hashlib
-    import hmac
     import json
 
-    import httpx
-
     from .settings import Settings
+    from .webhooks import post_signed
 
     secret = Settings().webhook_secret
-    key = secret.get_secret_value().encode() if secret else b""
-    signature = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    event = json.loads(body)["event"]
-    response = httpx.post(url, content=body, timeout=10, headers={
-        "Content-Type": "application/json", "X-Taskbot-Event": event, "X-Taskbot-Signature": f"sha256={signature}"})
-    response.raise_for_status()
+    post_signed(url, body, json.loads(body)["event"], secret.get_secret_value() if secret else "")

@@ -4,7 +4,8 @@ The scheduler pass calls :func:`schedule_poll`, which queues the ``poll_mailbox`
 once per ``TASKBOT_IMAP_POLL`` seconds; the job holds a lock, so one poll runs at a time however
 many workers there are. A message is flagged ``\\Seen`` only after ``engine.inbox.receive``
 stored it: a crash in between makes the next poll hand it over again, and the engine drops the
-second copy by its Message-ID.
+second copy by its Message-ID. A Redis restart fails the poll (RQ retries it) but never leaves its
+lock behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from channels.email import EmailChannel, MailboxConfig
 from engine.engine import Engine
 from engine.keys import PREFIX
 from engine.store import new_id
+
+from .reconnect import GONE, wait_for_redis
 
 log = logging.getLogger("taskbot.mailbox")
 
@@ -87,8 +90,19 @@ def poll(engine: Engine) -> int:
         # The next poll is the retry; what was stored so far is flagged seen or dropped as a duplicate.
         log.warning("mailbox %s@%s unreachable or refused: %s", channel.mailbox.user, channel.mailbox.host, exc)
     finally:
-        engine.r.eval(RELEASE, 1, POLL_LOCK, holder)
+        release(engine, holder)
     return stored
+
+
+def release(engine: Engine, holder: str) -> None:
+    """Give the poll lock back. Redis gone meanwhile: wait for it (at most the lock's own lifetime),
+    else a restart would leave a dead poll's lock that blocks polling for two minutes. A poll that
+    failed on the outage is retried by RQ; what it stored is flagged seen or dropped as a duplicate."""
+    try:
+        engine.r.eval(RELEASE, 1, POLL_LOCK, holder)
+    except GONE:
+        if wait_for_redis(engine.r, what="mailbox poll", timeout=LOCK_SECONDS):
+            engine.r.eval(RELEASE, 1, POLL_LOCK, holder)
 
 
 def _batch(engine: Engine, channel: EmailChannel, client: IMAPClient, uids: list[int]) -> int:

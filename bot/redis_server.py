@@ -47,7 +47,11 @@ def answers(url: str) -> bool:
 
 
 class RedisServer:
-    """A redis-server child process with append-only persistence in ``data_dir``."""
+    """A redis-server child process with append-only persistence in ``data_dir``.
+
+    ``appendfsync everysec``, as docs/operations.md asks of a production Redis. ``start()`` again
+    after the process died starts it from the same folder on the same port (what a supervisor does).
+    """
 
     def __init__(self, data_dir: str | Path | None = None, port: int | None = None) -> None:
         binary = find_binary()

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     webhook_urls: str = Field("", alias="TASKBOT_WEBHOOK_URLS")
     webhook_secret: SecretStr | None = Field(None, alias="TASKBOT_WEBHOOK_SECRET")
     admins: str = Field("", alias="TASKBOT_ADMINS")
+    #: Web Trigger callbacks to private, loopback or link-local addresses (refused unless true).
+    callback_allow_private: bool = Field(False, alias="TASKBOT_CALLBACK_ALLOW_PRIVATE")
     #: How long a job may run before the sweeper runs it again (seconds).
     lease_seconds: float = Field(60.0, alias="TASKBOT_LEASE_SECONDS")
     #: How often the scheduler moves due reminders to the queue and sweeps leases (seconds).

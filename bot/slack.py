@@ -16,9 +16,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -35,6 +36,7 @@ from engine.model import Contact
 from engine.ports import Address, DeliveryFailed, Outbound
 
 from .commands import Actor, UsageError, execute, parse
+from .reconnect import UNAVAILABLE
 from .settings import Settings
 from .slack_views import NEW_TASK, block_for, new_task_modal, questions, reply_message, slug, submitted
 
@@ -68,6 +70,16 @@ bolt_log.addFilter(_SameClient())
 def build_bolt_app(engine: Engine, channel: SlackChannel, signing_secret: str) -> App:
     bolt = App(client=channel.client, signing_secret=signing_secret, process_before_response=True,
                token_verification_enabled=False, name="taskbot", logger=bolt_log)
+
+    @bolt.error
+    def on_error(error: Exception) -> BoltResponse | None:
+        """Redis away: 503, as every route of the app answers then (Slack delivers the event again later)."""
+        if isinstance(error, redis.RedisError):
+            bolt_log.warning("Slack request not stored: Redis is not answering (%s)", error)
+            return BoltResponse(status=503, body=json.dumps({"detail": UNAVAILABLE}),
+                                headers={"Content-Type": "application/json", "Retry-After": "1"})
+        bolt_log.exception("Failed to run listener function (error: %s)", error)  # what Bolt's own handler says
+        return None
 
     @bolt.event("message")
     def on_message(body: dict[str, Any], ack: Any) -> None:

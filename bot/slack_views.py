@@ -178,7 +178,7 @@ def reply_message(command: str, text: str, view: dict[str, Any] | None) -> dict[
     headline = f"Run {view['id']} of {view['task_id']}: {view['status']}"
     blocks = run_blocks(view, headline)
     if command == "results" and view.get("deliverables"):
-        deliverable = view["deliverables"][-1]
+        deliverable = view["deliverables"][0]
         blocks.append({"type": "divider"})
         blocks += [section(chunk) for chunk in mrkdwn(deliverable["content"])]
         message["text"] = f"{headline}. {deliverable['title']}"

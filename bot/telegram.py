@@ -32,6 +32,8 @@ from engine.model import Contact
 from engine.ports import Address, DeliveryFailed, Outbound
 
 from .commands import Actor, execute
+from .reconnect import GONE, answers
+from .reconnect import backoff as redis_backoff
 from .settings import Settings
 
 log = logging.getLogger("taskbot.telegram")
@@ -170,12 +172,17 @@ async def receive(engine: Engine, channel: TelegramChannel, url: str | None, web
 
 
 async def poll(engine: Engine, bot: Bot) -> None:
-    """Long-poll ``getUpdates``; the offset moves past an update only once it is stored."""
+    """Long-poll ``getUpdates``; the offset moves past an update only once it is stored.
+
+    While Redis is away nothing can be stored: the poller waits with backoff until Redis answers,
+    then fetches the same updates again (Telegram keeps them until the offset moves past them).
+    """
     offset: int | None = None
     webhook_removed = False
     backoff = 1.0
     log.info("Telegram: receiving by long polling")
     while True:
+        await redis_answers(engine)
         try:
             if not webhook_removed:
                 webhook_removed = bool(await bot.delete_webhook())
@@ -192,11 +199,26 @@ async def poll(engine: Engine, bot: Bot) -> None:
         for update in updates:
             try:
                 await asyncio.to_thread(handle_update, engine, update.to_dict())
+            except GONE as exc:
+                log.warning("Telegram update %s not stored: Redis is not answering (%s)", update.update_id, exc)
+                break  # the next round waits for Redis, then fetches it again
             except Exception:
                 log.exception("Telegram update %s could not be stored; it is fetched again", update.update_id)
                 await asyncio.sleep(1.0)
                 break
             offset = update.update_id + 1
+
+
+async def redis_answers(engine: Engine) -> None:
+    """Return once Redis answers a PING, pausing with backoff meanwhile (cancellable, unlike a blocked thread)."""
+    pauses, failures = redis_backoff(), 0
+    while not await asyncio.to_thread(answers, engine.r):
+        failures += 1
+        if failures == 1:
+            log.warning("Telegram poller: Redis is not answering; fetching no updates until it does")
+        await asyncio.sleep(pauses.compute(failures))
+    if failures:
+        log.warning("Telegram poller: Redis answers again; fetching updates")
 
 
 # -- linking a contact to their chat ----------------------------------------------------------------------

@@ -5,11 +5,16 @@ many workers host the loop; its own pass moves jobs scheduled with it) extended 
 engine's due work. Each ``interval`` a pass:
 
 - hands chase checks that are due (``taskbot:timers``) to workers, fifty per job;
+- hands fan-out deadlines that are due (``taskbot:deadlines``) to workers;
 - moves jobs whose retry delay has passed back to the queue (RQ's scheduled registry);
 - starts runs of cron schedules that are due;
 - queues webhook deliveries;
 - re-drives work whose lease expired (its worker died);
 - queues the email poll (IMAP) every ``TASKBOT_IMAP_POLL`` seconds.
+
+Both ride out a Redis restart: the scheduler loop waits with backoff while Redis is away, and
+the worker is supervised (:func:`supervise`): when RQ's loop ends on a lost connection, a fresh
+worker starts once Redis answers again.
 
 Reminders are not one rq-scheduler job each: its timestamps have one-second resolution and a
 thousand due reminders would be a thousand jobs. The timer set is read with sub-second
@@ -19,10 +24,15 @@ precision and costs one command per pass.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
+from types import FrameType
+from typing import Any
 
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.scheduler import RQScheduler
+from rq.worker.base import BaseWorker
 from rq_scheduler import Scheduler
 
 from bot.queue import RQJobs
@@ -30,6 +40,7 @@ from engine.engine import Engine
 
 from .bootstrap import build_engine
 from .mailbox import schedule_poll
+from .reconnect import GONE, MAX_WAIT, backoff, wait_for_redis
 from .settings import Settings
 
 log = logging.getLogger("taskbot.worker")
@@ -48,6 +59,7 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
     def enqueue_jobs(self) -> list[object]:
         super().enqueue_jobs()
         self.engine.subtasks.take_due()
+        self.engine.deadlines.take_due()
         self.retries.enqueue_scheduled_jobs()
         self.engine.schedules.fire_due()
         self.engine.events.flush()
@@ -67,13 +79,25 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
 
 
 def scheduler_loop(engine: Engine, interval: float, stop: threading.Event) -> None:
+    """A pass every ``interval`` until ``stop``; while Redis is away, the next try waits longer each time."""
     scheduler = TaskbotScheduler(engine, interval)
+    pauses = backoff()
+    failures = 0
     while not stop.is_set():
+        pause = interval
         try:
             scheduler.one_pass()
+            if failures:
+                log.warning("scheduler: Redis answers again; passes go on")
+            failures = 0
+        except GONE as exc:
+            failures += 1
+            pause = max(interval, pauses.compute(failures))
+            if failures == 1:
+                log.warning("scheduler: Redis is not answering (%s); trying again every %.0f s at most", exc, MAX_WAIT)
         except Exception:
             log.exception("scheduler pass failed; trying again")
-        stop.wait(interval)
+        stop.wait(pause)
 
 
 def start_scheduler_thread(engine: Engine, interval: float) -> threading.Event:
@@ -83,21 +107,101 @@ def start_scheduler_thread(engine: Engine, interval: float) -> threading.Event:
     return stop
 
 
+class Supervised(BaseWorker):
+    """An RQ worker whose shutdown request (SIGTERM, Ctrl-C) also tells :func:`supervise` to start no other.
+
+    RQ's own wait for a lost connection (only while it waits for a job) backs off up to a
+    minute; capped at ``MAX_WAIT`` here, so an idle worker takes work again soon after Redis is back.
+    """
+
+    max_connection_wait_time = MAX_WAIT
+
+    def __init__(self, *args: Any, stopping: threading.Event | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping or threading.Event()
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().request_stop(signum, frame)
+
+
+class TaskbotWorker(Supervised, SimpleWorker):
+    """Runs jobs in its own process (see :func:`run_worker`)."""
+
+
+class TaskbotForkWorker(Supervised, Worker):
+    """Runs each job in a forked child."""
+
+
+def supervise(engine: Engine, worker_class: type[Supervised], *, burst: bool, stop: threading.Event) -> None:
+    """Run RQ workers one after another until a shutdown request (in burst mode: until the queue is empty).
+
+    RQ's work loop rides out a lost connection only while it waits for a job: one lost during a
+    job, its bookkeeping or a heartbeat ends ``work()`` ("found an unhandled exception, quitting").
+    Then this waits with backoff until Redis answers and starts a fresh worker (a new name; the
+    old one's registration expires by itself). The job that was running is re-driven by its lease.
+    """
+    assert isinstance(engine.jobs, RQJobs)
+    queue = engine.jobs.queue
+    quick_failures = 0
+    while True:
+        _stop_on_signals(stop)
+        if not wait_for_redis(engine.r, stop, what="worker"):
+            return
+        worker = worker_class([queue], connection=engine.r, stopping=stop)
+        began = time.monotonic()
+        try:
+            worker.work(burst=burst, logging_level="WARNING")
+        except GONE as exc:  # RQ's teardown after the loop: it could not unregister the worker
+            log.warning("worker %s: Redis went away (%s)", worker.name, exc)
+        finally:
+            _let_go(worker)
+        if stop.is_set() or (burst and _empty(queue)):
+            return
+        log.warning("worker %s stopped on an error (see above); a fresh worker starts once Redis answers",
+                    worker.name)
+        # Redis answers but the worker fails at once again and again: do not spin.
+        quick_failures = quick_failures + 1 if time.monotonic() - began < 10 else 0
+        if quick_failures and stop.wait(backoff().compute(quick_failures)):
+            return
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Between two workers, SIGTERM or Ctrl-C ends the supervision (each worker installs RQ's own handlers)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+
+
+def _let_go(worker: BaseWorker) -> None:
+    """Stop the worker's pubsub thread, which RQ's teardown leaves running when Redis was gone
+    (it would reconnect and listen for the dead worker's commands forever)."""
+    thread = worker.pubsub_thread
+    if thread is not None and thread.is_alive():
+        thread.stop()
+
+
+def _empty(queue: Queue) -> bool:
+    try:
+        return not len(queue)
+    except GONE:
+        return False
+
+
 def run_worker(settings: Settings | None = None, *, with_scheduler: bool = True, burst: bool = False,
                fork: bool = False) -> None:
-    """Run an RQ worker on the taskbot queue until stopped (Ctrl-C finishes the current job).
+    """Run an RQ worker on the taskbot queue until stopped (Ctrl-C, SIGTERM: after the current job).
 
     ``SimpleWorker`` runs jobs in-process: our jobs are short, and forking per job costs about
     four times the throughput here. ``fork=True`` isolates each job in a child process instead.
+    A Redis restart does not end it: see :func:`supervise`.
     """
     settings = settings or Settings()
     engine = build_engine(settings, announce=True)
-    assert isinstance(engine.jobs, RQJobs)
-    stop = start_scheduler_thread(engine, settings.scheduler_interval) if with_scheduler else None
-    worker_class = Worker if fork else SimpleWorker
-    worker = worker_class([engine.jobs.queue], connection=engine.r)
+    stop = threading.Event()
+    scheduler_stop = start_scheduler_thread(engine, settings.scheduler_interval) if with_scheduler else None
     try:
-        worker.work(burst=burst, logging_level="WARNING")
+        supervise(engine, TaskbotForkWorker if fork else TaskbotWorker, burst=burst, stop=stop)
     finally:
-        if stop is not None:
-            stop.set()
+        if scheduler_stop is not None:
+            scheduler_stop.set()

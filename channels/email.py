@@ -27,12 +27,14 @@ from typing import Any
 import aiosmtplib
 import redis
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from engine.keys import PREFIX
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 from .email_parse import Ours, parse
+from .markdown import html as markdown_html
 
 log = logging.getLogger("taskbot.email")
 
@@ -40,7 +42,7 @@ log = logging.getLogger("taskbot.email")
 SUBJECT_TTL = 90 * 86400
 #: RFC 3834: a message the bot writes by itself; well-behaved auto-responders do not answer these.
 AUTO_SUBMITTED = {"chase": "auto-generated", "notification": "auto-generated", "reply": "auto-replied",
-                  "direct": "auto-replied"}
+                  "direct": "auto-replied", "escalation": "auto-generated", "report": "auto-generated"}
 #: RFC 3834 §2: no automatic answer to these senders (bounces, lists, robots), lest two robots loop.
 NO_AUTO_ANSWER = re.compile(r"^(mailer-daemon|postmaster|listserv|majordomo|no-?reply|do-?not-?reply|"
                             r"bounces?|owner-.*|.*-request)$", re.IGNORECASE)
@@ -155,7 +157,12 @@ class EmailChannel:
         footer = FOOTER.get(message.kind)
         text = message.text + (f"\n\n{footer}" if footer else "")
         mail.set_content(text)
-        mail.add_alternative(to_html(message.text, footer), subtype="html")
+        if message.kind == "report":  # a deliverable: its Markdown rendered, tables as tables
+            clean = Markup(markdown_html(message.text))  # noqa: S704 - nh3 sanitised it (channels.markdown.html)
+            body = TEMPLATES.get_template("report.html").render(content=clean)
+            mail.add_alternative(body, subtype="html")
+        else:
+            mail.add_alternative(to_html(message.text, footer), subtype="html")
         return mail
 
     def send(self, message: Outbound) -> Delivery:

@@ -10,23 +10,17 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses
-from html.parser import HTMLParser
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mailparser_reply.constants import MAIL_LANGUAGES
-from mailparser_reply.parser import EmailMessage as ReplyText
-
 from engine.ports import Inbound
 
+from .email_bounce import auto_reply, bounce
+from .email_html import ATTRIBUTION, HISTORY, html_to_text
+from .email_reply import reply_text
+
 MSGID = re.compile(r"<[^<>\s]+>")
-#: Reply headers ("On ... wrote:") and signatures are recognised in these languages.
-LANGUAGES = tuple(lang for lang in MAIL_LANGUAGES if len(lang) == 2)
-AUTO_SUBJECT = re.compile(r"^\s*(out of (the )?office|automatic reply|auto[- ]?reply|auto[- ]?response|"
-                          r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática|"
-                          r"risposta automatica|automatisch antwoord)\b", re.IGNORECASE)
-AUTO_PRECEDENCE = frozenset({"auto_reply", "bulk", "junk"})
 #: Where the plus-address may be seen: what the participant's client wrote first, then what the MTA added.
 TOKEN_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To")
 UNSAFE = re.compile(r"[^\w.\- ]+")
@@ -50,6 +44,16 @@ class Ours:
     def sent(self, msgid: str) -> bool:
         return msgid.lower().endswith(f".{self.MARK}@{self.domain}>")
 
+    def returned(self, raw: bytes) -> str | None:
+        """In a bounce, the token (else the Message-ID) of the bot's mail it returns, from the copy it quotes."""
+        plus = re.search(rb"(?i)\b" + re.escape(self.local.encode()) + rb"\+([\w-]{4,64})@" +
+                         re.escape(self.domain.encode()) + rb"\b", raw)
+        if plus:
+            return plus.group(1).decode()
+        sent = re.search(rb"(?i)<[^<>\s@]{1,200}\." + self.MARK.encode() + rb"@" + re.escape(self.domain.encode()) +
+                         rb">", raw)
+        return sent.group(0).decode() if sent else None
+
     @staticmethod
     def is_msgid(value: str) -> bool:
         return bool(MSGID.fullmatch(value))
@@ -62,22 +66,32 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
     of the bot's message it answers (``In-Reply-To``, else the latest of ours in ``References``).
     """
     msg: Any = BytesParser(policy=policy.default).parsebytes(raw)
+    returned = bounce(msg)
     senders = addresses(msg, "From")
-    if not senders:
+    if not senders and returned is None:
         return None
+    sender = senders[0].lower() if senders else daemon(msg)
     message_id = first_msgid(header(msg, "Message-ID")) or f"<{hashlib.sha256(raw).hexdigest()[:32]}@taskbot.invalid>"
     body = msg.get_body(preferencelist=("plain", "html"))
-    text = new_text(body_text(body)) if body is not None else ""
+    text = new_text(body) if body is not None else ""
     saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
     if not text and saved:
         text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
     meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
-    if auto_reply(msg):
-        meta["auto_reply"] = True
+    if returned is not None or auto_reply(msg):
+        meta["auto_reply"] = True  # never an answer, never answered
+    if returned is not None:
+        meta["bounce"] = returned
     if saved:
         meta["attachments"] = saved
-    return Inbound("email", senders[0].lower(), text, provider_id=message_id, reply_to=reply_to(msg, ours),
-                   meta=meta)
+    thread = (ours.returned(raw) if returned is not None else None) or reply_to(msg, ours)
+    return Inbound("email", sender, text, provider_id=message_id, reply_to=thread, meta=meta)
+
+
+def daemon(msg: Message) -> str:
+    """A bounce's sender without a domain (``<MAILER-DAEMON>``, ``MAILER-DAEMON <>``), as it names itself."""
+    name, address = parseaddr(header(msg, "From"))
+    return (address or name or "mailer-daemon").strip("<> ").lower()
 
 
 def header(msg: Message, name: str) -> str:
@@ -107,41 +121,28 @@ def reply_to(msg: Message, ours: Ours) -> str | None:
     return next((m for m in candidates if ours.sent(m)), candidates[0] if candidates else None)
 
 
-def auto_reply(msg: Message) -> bool:
-    """RFC 3834 ``Auto-Submitted``, the common vendor headers, delivery reports, out-of-office subjects."""
-    submitted = header(msg, "Auto-Submitted").lower()
-    if submitted and not submitted.startswith("no"):
-        return True
-    if any(msg.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response")):
-        return True
-    if header(msg, "Precedence").lower() in AUTO_PRECEDENCE:
-        return True
-    return msg.get_content_type() == "multipart/report" or bool(AUTO_SUBJECT.match(header(msg, "Subject")))
-
-
 def body_text(part: Any) -> str:
+    """A text part's content, decoded; a ``format=flowed`` one with its lines joined again."""
     try:
         content = part.get_content()
     except (LookupError, UnicodeError):  # an unknown or lying charset: keep what decodes
         content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
     text = str(content).replace("\r\n", "\n")
-    if part.get_content_subtype() == "html":
-        return html_to_text(text)
-    if str(part.get_param("format", "")).lower() == "flowed":
+    if part.get_content_subtype() != "html" and str(part.get_param("format", "")).lower() == "flowed":
         return unflow(text, str(part.get_param("delsp", "")).lower() == "yes")
     return text
 
 
-def new_text(text: str) -> str:
-    """Only what the person wrote now: quoted history, reply headers and signatures dropped."""
-    parsed = ReplyText(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
-    latest = parsed.replies[0].body if parsed.replies else text
-    kept = unquoted(latest) or unquoted(text)
-    return re.sub(r"\n{3,}", "\n\n", kept).strip()
+def new_text(part: Any) -> str:
+    """Only what the person wrote now: quoted history, reply headers and signatures dropped.
 
-
-def unquoted(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">")).strip()
+    HTML is read through its quote structure; where a whole message sits in a blockquote that
+    no client marked as a citation (some indent that way), that blockquote is the message.
+    """
+    text = body_text(part)
+    if part.get_content_subtype() == "html":
+        return reply_text(html_to_text(text)) or reply_text(html_to_text(text, quotes=False))
+    return reply_text(text.replace(HISTORY, "").replace(ATTRIBUTION, ""))
 
 
 def unflow(text: str, delsp: bool) -> str:
@@ -160,79 +161,6 @@ def unflow(text: str, delsp: bool) -> str:
     if pending:
         lines.append(pending)
     return "\n".join(lines)
-
-
-class _Text(HTMLParser):
-    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "pre", "hr", "section", "article", "header", "footer"})
-    HIDDEN = frozenset({"style", "script", "head", "title", "template"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[tuple[int, list[str]]] = [(0, [])]
-        self.depth = 0
-        self.hidden = 0
-        self.pre = 0
-
-    def newline(self, force: bool = False) -> None:
-        """Start a line; blocks that follow each other do not stack up empty lines, ``<br>`` does."""
-        if not force and not "".join(self.lines[-1][1]).strip():
-            self.lines[-1] = (self.depth, [])
-        else:
-            self.lines.append((self.depth, []))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag == "blockquote":
-            self.depth += 1
-            self.newline()
-        elif tag in self.BLOCKS:
-            self.pre += tag == "pre"
-            self.newline(force=tag == "br")
-            if tag == "li":
-                self.lines[-1][1].append("- ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("br", "hr", "p", "div"):
-            self.newline(force=tag == "br")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag == "blockquote":
-            self.depth = max(0, self.depth - 1)
-            self.newline()
-        elif tag in self.BLOCKS and tag != "br":
-            self.pre = max(0, self.pre - (tag == "pre"))
-            self.newline()
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        if self.pre:
-            first, *rest = data.split("\n")
-            self.lines[-1][1].append(first)
-            for line in rest:
-                self.newline(force=True)
-                self.lines[-1][1].append(line)
-        else:
-            self.lines[-1][1].append(re.sub(r"\s+", " ", data))
-
-    def text(self) -> str:
-        out = []
-        for depth, parts in self.lines:
-            line = "".join(parts).strip()
-            out.append(("> " * depth + line).rstrip() if line or depth else "")
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
-
-
-def html_to_text(markup: str) -> str:
-    """HTML mail as plain text; ``<blockquote>`` becomes ``>`` lines, as a plain-text client quotes."""
-    parser = _Text()
-    parser.feed(markup)
-    parser.close()
-    return parser.text()
 
 
 def parts(msg: Any) -> Iterator[Any]:

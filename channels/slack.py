@@ -22,11 +22,13 @@ from engine.keys import PREFIX
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
+from .markdown import slack_messages
+
 log = logging.getLogger("taskbot.slack")
 
 #: Slack errors that no retry can fix for this person: the sub-task fails (SPEC §4).
 PERMANENT = frozenset({"user_not_found", "channel_not_found", "cannot_dm_bot", "account_inactive",
-                       "user_disabled", "is_archived", "msg_too_long", "no_text"})
+                       "user_disabled", "is_archived", "msg_too_long", "no_text", "not_in_channel", "invalid_blocks"})
 NOT_FOUND = frozenset({"users_not_found", "user_not_found", "account_inactive"})
 MAX_WAIT = 10
 LOOKUP_TTL = 24 * 3600
@@ -134,6 +136,8 @@ class SlackChannel:
         return user
 
     def send(self, message: Outbound) -> Delivery:
+        if message.kind == "report":
+            return self._report(message)
         if message.thread and ":" in message.thread:
             channel, thread_ts = message.thread.split(":", 1)
         else:
@@ -141,6 +145,19 @@ class SlackChannel:
         posted = self._call("chat_postMessage", channel=channel, text=to_slack(message.text), thread_ts=thread_ts,
                             unfurl_links=False, unfurl_media=False)
         return Delivery(ref=f"{posted['channel']}:{thread_ts or posted['ts']}")
+
+    def _report(self, message: Outbound) -> Delivery:
+        """A deliverable to a channel (``#name`` or an id) as Block Kit; more than one table or block limit's
+        worth goes on in the first message's thread."""
+        fallback = message.subject or message.text.strip().splitlines()[0][:200]
+        posts = slack_messages(message.text, message.subject)
+        first = self._call("chat_postMessage", channel=message.address.id, text=to_slack(fallback), blocks=posts[0],
+                           unfurl_links=False, unfurl_media=False)
+        channel, ts = str(first["channel"]), str(first["ts"])
+        for blocks in posts[1:]:
+            self._call("chat_postMessage", channel=channel, thread_ts=ts, text=to_slack(fallback), blocks=blocks,
+                       unfurl_links=False, unfurl_media=False)
+        return Delivery(ref=f"{channel}:{ts}")
 
     def _dm(self, user_id: str) -> str:
         cached = self.r.get(key("dm", user_id))

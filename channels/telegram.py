@@ -34,6 +34,8 @@ from engine import keys
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
+from .markdown import plain_text
+
 log = logging.getLogger("taskbot.telegram")
 
 T = TypeVar("T")
@@ -173,7 +175,8 @@ class TelegramChannel:
     # -- sending ----------------------------------------------------------------------------------------
     def send(self, message: Outbound) -> Delivery:
         chat = message.address.id
-        parts = split_text(message.text)
+        # a deliverable's Markdown as plain lines (a table row as "name: field: value; ..."), not markup
+        parts = split_text(plain_text(message.text) if message.kind == "report" else message.text)
         # A chase quotes the opening, so the person sees what it is about; other messages stand alone.
         quote = message.thread if message.kind == "chase" else None
         quoted = int(quote.split(":", 1)[1]) if quote and quote.startswith(f"{chat}:") else None

@@ -42,6 +42,32 @@ class Compiled:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """A new version being compiled: the version it replaces, what changed since, and the late sub-tasks
+    waiting for versions of their own (not in this one)."""
+
+    previous: str
+    change: str
+    pending: frozenset[str] = frozenset()
+
+
+def as_gathered(sub: dict[str, str], gathered: dict[str, Any], pending: frozenset[str] | None) -> dict[str, str]:
+    """A fan-out's sub-task as a new version has it (``pending`` given): one that timed out reads from
+    ``gathered`` (a late answer under way, or waiting for a version of its own, is not in this one)."""
+    if pending is None or sub.get("kind") == "conversation" or (
+            sub["id"] not in pending and sub.get("status") != "timed_out"):
+        return sub
+    pid = sub["participant_id"]
+    data = gathered.get("tasks", {}).get(pid)
+    if data is None:
+        return sub
+    seen = {**sub, "data": json.dumps(data), "status": gathered.get("task_status", {}).get(pid, sub["status"])}
+    if sub["id"] in pending:
+        seen.update(late="", reason=sub.get("timed_out_reason", ""))
+    return seen
+
+
+@dataclass(frozen=True)
 class CompileFailed:
     """The compile step failed for good: the run fails with ``reason`` (the tokens spent still count)."""
 
@@ -50,11 +76,13 @@ class CompileFailed:
     calls: int = 0
 
 
-def material(store: Store, config: AgentConfig, run: dict[str, str], step: int) -> str:
+def material(store: Store, config: AgentConfig, run: dict[str, str], step: int,
+             pending: frozenset[str] | None = None) -> str:
     """What the run gathered, as Markdown the model reads."""
     states = store.definition_of(run).states()
-    subs = [s for s in store.subs_fields(store.sub_ids(run["id"])) if s]
-    gathered = {k: v for k, v in json.loads(run["gathered"]).items() if k not in ("tasks", "task_status")}
+    everything = json.loads(run["gathered"])
+    subs = [as_gathered(s, everything, pending) for s in store.subs_fields(store.sub_ids(run["id"])) if s]
+    gathered = {k: v for k, v in everything.items() if k not in ("tasks", "task_status")}
     parts = []
     if gathered:
         parts.append("## Data\n\n```json\n" + json.dumps(gathered, indent=1, ensure_ascii=False) + "\n```")
@@ -65,10 +93,14 @@ def material(store: Store, config: AgentConfig, run: dict[str, str], step: int) 
                      "Questions: " + "; ".join(f"{f.key} = {f.prompt}" for f in state.fields), ""]
             for s in mine:
                 who = f"{s.get('name') or s['participant_id']} ({s['participant_id']})"
+                notes = "".join(f" ({note})" for note in (
+                    "answered late" if s.get("late") == "1" else "",
+                    f"escalated to {s['escalated_name']}" if s.get("escalated_name") else "") if note)
                 if s["status"] == "completed":
-                    lines.append(f"- {who}: {json.dumps(json.loads(s['data']), ensure_ascii=False)}")
+                    lines.append(f"- {who}: {json.dumps(json.loads(s['data']), ensure_ascii=False)}{notes}")
                 else:
-                    lines.append(f"- {who}: no answer ({s['status']}{': ' + s['reason'] if s.get('reason') else ''})")
+                    lines.append(f"- {who}: no answer ({s['status']}{': ' + s['reason'] if s.get('reason') else ''})"
+                                 f"{notes}")
             parts.append("\n".join(lines))
         elif isinstance(state, ConversationState):
             for s in mine:
@@ -107,29 +139,37 @@ class Compiler:
         self.model: Model = model or NoModel()
         self.config = config
 
-    def compile(self, run: dict[str, str], step: int, state: CompileState) -> Compiled | CompileFailed | None:
+    def compile(self, run: dict[str, str], step: int, state: CompileState, *, item: str | None = None,
+                revision: Revision | None = None) -> Compiled | CompileFailed | None:
         """The deliverable of workflow state ``step``; None while it waits for a model slot (the
-        step's lease stays, and a freed slot wakes it)."""
+        lease ``item``, by default the step's, stays, and a freed slot wakes it).
+
+        ``revision``: compiling a new version (a late answer came); a model sees the previous
+        version and the change, the scripted report is simply written again.
+        """
         assistant = self.store.assistant_of(run)
         if assistant.scripted:
-            return self.report(run, step, state)
+            return self.report(run, step, state, revision.pending if revision else None)
         rid = run["id"]
-        with self.slots.hold(f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks, f"run:{rid}") as got:
+        with self.slots.hold(item or f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks,
+                             f"run:{rid}") as got:
             if got != 1:
                 return None
-            return self.with_model(run, assistant, step, state)
+            return self.with_model(run, assistant, step, state, revision)
 
-    def report(self, run: dict[str, str], step: int, state: CompileState) -> Compiled:
+    def report(self, run: dict[str, str], step: int, state: CompileState,
+               pending: frozenset[str] | None = None) -> Compiled:
         """The scripted compile: a Markdown report of every fan-out state's answers."""
         definition = self.store.definition_of(run)
         states = definition.states()
-        subs = self.store.subs_fields(self.store.sub_ids(run["id"]))
         gathered = json.loads(run["gathered"])
+        subs = [as_gathered(s, gathered, pending) for s in self.store.subs_fields(self.store.sub_ids(run["id"]))]
         sections = []
         for index, earlier in enumerate(states[:step]):
             if isinstance(earlier, TaskState):
                 people = [{"id": s["participant_id"], "name": s["name"], "status": s["status"],
-                           "data": json.loads(s["data"]), "reason": s.get("reason", "")}
+                           "data": json.loads(s["data"]), "reason": s.get("reason", ""), "late": s.get("late") == "1",
+                           "escalated_to": s.get("escalated_name") or s.get("escalated_to") or ""}
                           for s in subs if s["step"] == str(index)]
                 sections.append((earlier.fields, people))
         if not sections:
@@ -144,13 +184,19 @@ class Compiler:
         return Compiled({"output_type": definition.output_type, "title": definition.name, "content": content},
                         summary)
 
-    def with_model(self, run: dict[str, str], assistant: Assistant, step: int,
-                   state: CompileState) -> Compiled | CompileFailed:
+    def with_model(self, run: dict[str, str], assistant: Assistant, step: int, state: CompileState,
+                   revision: Revision | None = None) -> Compiled | CompileFailed:
         """Write the deliverable with the assistant's model (the caller holds the slot)."""
         definition = self.store.definition_of(run)
         output = outputs.get(definition.output_type)
-        messages = compile_messages(assistant, definition, state.instructions or definition.description,
-                                    output.instructions, material(self.store, self.config, run, step))
+        text = material(self.store, self.config, run, step, revision.pending if revision else None)
+        instructions = state.instructions or definition.description
+        if revision is not None:
+            text += (f"\n\n## The previous version\n\n{revision.previous[:MAX_MATERIAL // 2]}"
+                     f"\n\n## What changed since\n\n{revision.change}")
+            instructions += ("\n\nThis is a new version: revise the previous version so that it takes in what "
+                             "changed, keeping the rest as it was.")
+        messages = compile_messages(assistant, definition, instructions, output.instructions, text)
         try:
             completion = call_model(self.model, assistant, messages, [], self.config)
         except ModelError as exc:

@@ -20,6 +20,7 @@ from . import keys
 from .agent import AgentConfig, AgentTurn, history, run_turn, system_prompt
 from .errors import NotFound
 from .inbox import Inbox
+from .lateness import takes_answer
 from .limits import Slots
 from .model import Assistant, ConversationState, FieldSpec, TaskDefinition, TaskState
 from .ports import Clock, Completion, Inbound, Model, ModelError, Usage
@@ -188,7 +189,7 @@ class Conversations:
         run = self.store.run_fields(sub["run_id"])
         assistant = self.assistant_for(run["id"])
         meta = json.loads(msg.get("meta") or "{}")
-        if sub["status"] != "running" or meta.get("auto_reply"):
+        if not takes_answer(self.store, sub) or meta.get("auto_reply"):
             self._apply(iid, sid, msg, run, None)
             return "applied"
         with self.slots.hold(member, assistant.id, assistant.max_concurrent_tasks, f"sub:{sid}") as got:
@@ -197,7 +198,7 @@ class Conversations:
             if self.r.hget(keys.inbound(iid), "state") != b"stored":
                 return "applied"  # another job applied it while this one waited
             sub = self.store.sub_fields(sid)  # it may have waited: closed since, it gets no turn
-            turn = self._compute(iid, sub, run, assistant, msg, meta) if sub["status"] == "running" else None
+            turn = self._compute(iid, sub, run, assistant, msg, meta) if takes_answer(self.store, sub) else None
             self._apply(iid, sid, msg, run, turn)
         return "applied"
 
@@ -233,6 +234,7 @@ class Conversations:
             sub = decode_hash(p.hgetall(keys.sub(sid)))
             now = self.clock.now()
             late = sub["status"] != "running"
+            closed = late and not takes_answer(self.store, sub)  # a late answer its task still takes is recorded
             first = (message("system", text[:MAX_TEXT], at, kind=note, **({"late": True} if late else {}))
                      if note else message("user", text[:MAX_TEXT], at, **extra, **(
                          {"auto_reply": True} if meta.get("auto_reply") else {"late": True} if late else {})))
@@ -244,7 +246,7 @@ class Conversations:
             notify = ""
             if meta.get("auto_reply") or (late and note):
                 update["state"] = "replied"
-            elif late:
+            elif closed or (late and turn is None):
                 update["reply"] = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
             elif turn is None or turn.failed:
                 reason = (turn.failed if turn else None) or "no turn"

@@ -13,7 +13,9 @@ from typing import Any
 import redis
 
 from .access import Caller, may, notification_owners
+from .callbacks import Callbacks
 from .conversation import Conversations
+from .deadlines import Deadlines
 from .definitions import load_contacts, load_definition, load_definition_text, parse_yaml, validate
 from .errors import InvalidInput
 from .events import Events
@@ -22,7 +24,9 @@ from .inbox import Inbox
 from .leases import Leases
 from .model import SLUG, Assistant, Contact, TaskDefinition
 from .ports import Channel, Clock, Jobs
+from .reporting import Reporting
 from .results import results_csv
+from .revisions import Revisions
 from .runs import Runs
 from .schedules import Schedules
 from .store import Store
@@ -53,6 +57,10 @@ class Engine:
         sweeper: re-drives work whose lease expired.
         tokens: people's API tokens (who a token stands for; policy in ``engine.access``).
         public_url: base of web chat links.
+        deadlines: fan-out deadlines (the scheduler pass hands out the due ones).
+        revisions: late answers and the new versions they make.
+        reporting: deliverables posted to ``report_to`` targets.
+        callbacks: Web Trigger callbacks.
     """
 
     r: redis.Redis
@@ -71,6 +79,10 @@ class Engine:
     sweeper: Sweeper
     tokens: Tokens
     public_url: str
+    deadlines: Deadlines
+    revisions: Revisions
+    reporting: Reporting
+    callbacks: Callbacks
 
     @property
     def default_model(self) -> str:

@@ -17,9 +17,11 @@ from . import keys
 from .conversation import CLOSED_TEXT, MAX_TEXT, NOT_OPEN_TEXT, Conversations
 from .errors import TaskbotError
 from .inbox import Inbox
+from .lateness import takes_answer
 from .model import TaskDefinition
 from .outbox import Outbox
 from .ports import Address, Clock, Delivery, DeliveryFailed, Outbound
+from .revisions import Revisions
 from .runs import Runs
 from .schedules import Schedules
 from .scripted import scripted_turn
@@ -43,10 +45,11 @@ class InboundProcessor:
         subtasks: completes a sub-task its last answer finished.
         runs: starts the runs a ``delegate`` tool asked for.
         schedules: creates the schedules a ``schedule_task`` tool asked for.
+        revisions: completes a timed-out sub-task a late answer finished (``accept_late``).
     """
 
     def __init__(self, store: Store, clock: Clock, inbox: Inbox, outbox: Outbox, conversations: Conversations,
-                 subtasks: Subtasks, runs: Runs, schedules: Schedules) -> None:
+                 subtasks: Subtasks, runs: Runs, schedules: Schedules, revisions: Revisions) -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
@@ -56,6 +59,7 @@ class InboundProcessor:
         self.subtasks = subtasks
         self.runs = runs
         self.schedules = schedules
+        self.revisions = revisions
 
     def drain(self, qid: str) -> None:
         """Apply an inbox's messages in the order they came (the ``process_inbox`` job)."""
@@ -79,6 +83,8 @@ class InboundProcessor:
         sid = msg.get("sid") or None  # routed when it was received
         if sid is None:
             self._direct(iid, msg)
+        elif self._bounced(sid, msg):
+            pass
         elif not self._from_participant(sid, msg):
             log.warning("message %s on %s for sub-task %s is not from its participant; not recorded",
                         iid, msg["channel"], sid)
@@ -94,9 +100,27 @@ class InboundProcessor:
                 self.run_effects(iid, sid, msg)
             if msg["state"] == "applied":
                 self._reply(iid, sid, msg, sub)
-            if msg.get("done") == "1":
-                self.subtasks.finish(sid, "completed")
+            if msg.get("done") == "1" and not self.subtasks.finish(sid, "completed"):
+                self.revisions.complete_late(sid)  # it had timed out: a late answer, when its task takes them
         return None
+
+    def _bounced(self, sid: str, msg: dict[str, str]) -> bool:
+        """A bounce is never an answer; a hard one fails the sub-task with what the mail system said.
+
+        The channel adapter puts ``bounce`` in the meta and routes it by the copy of the bot's own
+        mail, so the sub-task is the one whose mail came back. A soft bounce (a delay) changes nothing.
+        """
+        bounce = json.loads(msg.get("meta") or "{}").get("bounce")
+        if not bounce:
+            return False
+        channel, address = (v.decode() if v else "" for v in self.r.hmget(keys.sub(sid), ["channel", "address"]))
+        if bounce.get("hard") and channel == msg["channel"]:
+            status = f" ({bounce['status']})" if bounce.get("status") else ""
+            self.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
+                                                f"{status}: {bounce.get('reason') or 'no reason given'}")
+        else:
+            log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
+        return True
 
     def _from_participant(self, sid: str, msg: dict[str, str]) -> bool:
         """A message routed by thread or token must come from the sub-task's own address.
@@ -138,7 +162,9 @@ class InboundProcessor:
                 p.hset(keys.inbound(iid), mapping={"state": "replied", "sid": sid, "done": "0"})
                 msg.update(state="replied", sid=sid, done="0")
                 return sub
-            if sub["status"] == "running":
+            if takes_answer(self.store, sub):
+                if sub["status"] != "running":
+                    entries[0] = message("user", text, at, late=True, **extra)
                 fields = self.store.fields_of(sub["run_id"], int(sub["step"]))
                 turn = scripted_turn(fields, int(sub["cursor"]), text)
                 data = json.loads(sub["data"])

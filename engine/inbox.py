@@ -30,39 +30,55 @@ SEEN_TTL = 7 * 86400
 
 # Store and route in one step. KEYS: 1 seen, 2 inbound, 3 leases, 4 token:<reply_to>, 5 thread:<channel>:<reply_to>,
 # 6 active:<channel>:<sender>. ARGV: 1 iid, 2 seen ttl, 3 lease deadline, 4 key prefix, 5 direct inbox id (for a
-# message that routes to no sub-task), 6.. hash fields. Returns {0, id of the earlier delivery} | {1, inbox}:
-# drain it | {2, inbox}: the worker draining that inbox takes it (its release is atomic with this push).
+# message that routes to no sub-task), 6 '1' when it answers a ref (thread, token), 7.. hash fields.
+# Returns {0, id of the earlier delivery} | {1, inbox}: drain it | {2, inbox}: the worker draining that inbox
+# takes it (its release is atomic with this push).
 RECEIVE = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
-local sid = redis.call('GET', KEYS[4]) or redis.call('GET', KEYS[5])
+local sid = false
+if ARGV[6] == '1' then sid = redis.call('GET', KEYS[4]) or redis.call('GET', KEYS[5]) end
 if not sid then sid = redis.call('ZREVRANGE', KEYS[6], 0, 0)[1] end
 local qid = ARGV[5]
 if sid then qid = 's-' .. sid end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], 'sid', sid or '', 'inbox', qid, unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], 'sid', sid or '', 'inbox', qid, unpack(ARGV, 7))
 redis.call('RPUSH', ARGV[4] .. 'inbox:' .. qid, ARGV[1])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], 'inq:' .. qid)
 if redis.call('EXISTS', ARGV[4] .. 'inbox:' .. qid .. ':lock') == 1 then return {2, qid} end
 return {1, qid}
 """
 
-# The drainer's lock, renewed (with the inbox's lease) after each message. KEYS: lock, leases, redrives.
-# ARGV: token, ttl ms, lease deadline, lease member. 0: another worker holds it (this one stops).
-RENEW = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-redis.call('HDEL', KEYS[3], ARGV[4])
-return 1
+# Take (or keep) an inbox's lock and its lease, and read its head. KEYS: inbox, lock, leases, redrives.
+# ARGV: token, lock ttl ms, lease deadline, lease member. {0}: another worker holds it | {1, head or nil}.
+HOLD = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HDEL', KEYS[4], ARGV[4])
+return {1, redis.call('LINDEX', KEYS[1], 0)}
 """
 
-# A message fully processed leaves its inbox. KEYS: inbox, inbound. ARGV: iid.
-DONE = """
-if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1])
-else redis.call('LREM', KEYS[1], 1, ARGV[1]) end
-redis.call('DEL', KEYS[2])
+# A message is fully processed: it leaves the inbox, and the lock moves on to the next one in the same
+# step, or (the inbox empty) is let go with the lease, atomically with RECEIVE's push. KEYS: inbox, lock,
+# leases, redrives, the done message's hash. ARGV: token, lock ttl ms, lease deadline, lease member, iid.
+# {0}: the lock was lost (another worker goes on) | {1, next head} | {2}: empty, let go.
+NEXT = """
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[5] then redis.call('LPOP', KEYS[1])
+else redis.call('LREM', KEYS[1], 1, ARGV[5]) end
+redis.call('DEL', KEYS[5])
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {0} end
+local head = redis.call('LINDEX', KEYS[1], 0)
+if not head then
+  redis.call('DEL', KEYS[2]); redis.call('ZREM', KEYS[3], ARGV[4]); redis.call('HDEL', KEYS[4], ARGV[4])
+  return {2}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HDEL', KEYS[4], ARGV[4])
+return {1, head}
 """
 
 # Stop draining: only with the inbox empty (atomic with RECEIVE's push) unless ARGV[3] forces it (the head
@@ -73,6 +89,7 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if ARGV[3] ~= '1' then redis.call('ZREM', KEYS[3], ARGV[2]); redis.call('HDEL', KEYS[4], ARGV[2]) end
 return 1
 """
+
 
 def inbox_of_subtask(sid: str) -> str:
     return f"s-{sid}"
@@ -99,8 +116,8 @@ class Inbox:
         self.jobs = jobs
         self.leases = leases
         self._receive = r.register_script(RECEIVE)
-        self._renew = r.register_script(RENEW)
-        self._done = r.register_script(DONE)
+        self._hold = r.register_script(HOLD)
+        self._next = r.register_script(NEXT)
         self._unlock = r.register_script(UNLOCK)
 
     def receive(self, msg: Inbound) -> tuple[str, bool]:
@@ -123,7 +140,7 @@ class Inbox:
                   keys.token(reply_to.lower()) if reply_to else no_ref,
                   keys.thread(msg.channel, reply_to) if reply_to else no_ref, keys.active(msg.channel, msg.sender)],
             args=[iid, SEEN_TTL, self.leases.deadline(), keys.PREFIX,
-                  inbox_of_sender(msg.channel, msg.sender), *flat])
+                  inbox_of_sender(msg.channel, msg.sender), "1" if reply_to else "0", *flat])
         if status == 0:
             return ident.decode(), False
         if status == 1:
@@ -146,35 +163,33 @@ class Inbox:
         lease, and the sweeper's re-drive drains again from the message it left at the head.
         """
         member, token = f"inq:{qid}", new_id(8)
-        if not self._hold(qid, token, member):
-            return
+        # the lock lapses a little before the lease, so a re-drive after a death finds it free
+        ttl_ms = int(max(1.0, self.leases.lease_seconds * 0.9) * 1000)
+        names = [keys.inbox(qid), keys.inbox_lock(qid), keys.LEASES, keys.REDRIVES]
         try:
             while True:
-                head = self.r.lindex(keys.inbox(qid), 0)
+                held = self._hold(keys=names, args=[token, ttl_ms, self.leases.deadline(), member])
+                if held[0] == 0:
+                    return  # another worker drains it, and sees every message pushed before it lets go
+                head = held[1]
                 if head is None:
-                    if self._unlock(keys=[keys.inbox(qid), keys.inbox_lock(qid), keys.LEASES, keys.REDRIVES],
-                                    args=[token, member, "0"]):
+                    if self._unlock(keys=names, args=[token, member, "0"]):
                         return
-                    continue
-                iid = head.decode()
-                if process(iid, member) == "wait":
-                    # the head waits for a model slot; whoever frees one drains this inbox again
-                    self._unlock(keys=[keys.inbox(qid), keys.inbox_lock(qid), keys.LEASES, keys.REDRIVES],
-                                 args=[token, member, "1"])
-                    return
-                self._done(keys=[keys.inbox(qid), keys.inbound(iid)], args=[iid])
-                if not self._hold(qid, token, member):
-                    return  # this worker was too slow and lost the lock: its new holder goes on
+                    continue  # a message came in just now
+                while head is not None:
+                    iid = head.decode()
+                    if process(iid, member) == "wait":
+                        # the head waits for a model slot; whoever frees one drains this inbox again
+                        self._unlock(keys=names, args=[token, member, "1"])
+                        return
+                    moved = self._next(keys=[*names, keys.inbound(iid)],
+                                       args=[token, ttl_ms, self.leases.deadline(), member, iid])
+                    if moved[0] != 1:
+                        return  # let go with the inbox empty, or lost to a new holder (this one was too slow)
+                    head = moved[1]
         except BaseException:
-            self._unlock(keys=[keys.inbox(qid), keys.inbox_lock(qid), keys.LEASES, keys.REDRIVES],
-                         args=[token, member, "1"])
+            self._unlock(keys=names, args=[token, member, "1"])
             raise
-
-    def _hold(self, qid: str, token: str, member: str) -> bool:
-        # the lock lapses a little before the lease, so a re-drive after a death finds it free
-        ttl = max(1.0, self.leases.lease_seconds * 0.9)
-        return bool(self._renew(keys=[keys.inbox_lock(qid), keys.LEASES, keys.REDRIVES],
-                                args=[token, int(ttl * 1000), self.leases.deadline(), member]))
 
     def park_head(self, qid: str) -> str | None:
         """Take the inbox's head message off and keep it in ``taskbot:dead`` (it failed every time),

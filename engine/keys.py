@@ -24,6 +24,11 @@ Layout (all under ``taskbot:``)::
     run:{rid}:definition      string the definition snapshot the run follows (immutable, cached)
     run:{rid}:subs            list   sub-task ids in fan-out order
     run:{rid}:open:{step}     int    sub-tasks of that state not yet final; DECR to 0 = fan-in
+    run:{rid}:need:{step}     int    completed sub-tasks that make that state's quorum (absent: no quorum)
+    run:{rid}:done:{step}     int    completed sub-tasks of that state, counted when it has a quorum
+    run:{rid}:closed:{step}   string why that state closed, set once (the one fan-in): all | quorum | deadline
+    run:{rid}:late            list   sub-tasks completed late after fan-in, oldest first, each waiting for its version
+    run:{rid}:reports         hash   "<version>:<report_to index>" -> JSON {target, version, status, attempts, ...}
     run:{rid}:deliverables    list   deliverable ids
     run:{rid}:notified        set    owner notifications sent, as kind:channel (each once)
     deliverable:{did}         hash
@@ -54,6 +59,7 @@ Layout (all under ``taskbot:``)::
     redrives                  hash   work item -> times the sweeper re-drove it
     dead                      hash   work item -> when it was given up after too many re-drives
     timers                    zset   sub-task id -> when its next chase check is due (or its lease ends)
+    deadlines                 zset   "<rid>:<step>" -> when that fan-out closes (or, once taken, its lease ends)
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}
     schedules:due             zset   schedule id by next run time (a disabled schedule keeps its place)
@@ -78,6 +84,7 @@ CONTACT_INDEXES = {"email": CONTACTS_BY_EMAIL, "slack_user_id": PREFIX + "contac
 RUNS = PREFIX + "runs"
 LEASES = PREFIX + "leases"
 TIMERS = PREFIX + "timers"
+DEADLINES = PREFIX + "deadlines"
 REDRIVES = PREFIX + "redrives"
 DEAD = PREFIX + "dead"
 SCHEDULES = PREFIX + "schedules"
@@ -109,6 +116,26 @@ def run_subs(rid: str) -> str:
 
 def run_open(rid: str, step: int) -> str:
     return f"{PREFIX}run:{rid}:open:{step}"
+
+
+def run_need(rid: str, step: int) -> str:
+    return f"{PREFIX}run:{rid}:need:{step}"
+
+
+def run_done(rid: str, step: int) -> str:
+    return f"{PREFIX}run:{rid}:done:{step}"
+
+
+def run_closed(rid: str, step: int) -> str:
+    return f"{PREFIX}run:{rid}:closed:{step}"
+
+
+def run_late(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:late"
+
+
+def run_reports(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:reports"
 
 
 def run_notified(rid: str) -> str:

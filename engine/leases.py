@@ -17,7 +17,8 @@ from .ports import Clock
 
 #: Lease kinds and the job that re-drives each.
 LEASE_JOBS = {"step": "advance", "open": "open_batch", "fanin": "fan_in", "inq": "process_inbox",
-              "in": "process_inbound", "notify": "notify_owner"}
+              "in": "process_inbound", "notify": "notify_owner", "revise": "revise", "revised": "announce_revision",
+              "report": "post_report", "callback": "deliver_callback"}
 
 
 def job_for(member: str) -> tuple[str, tuple[str, ...]] | None:

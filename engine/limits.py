@@ -184,9 +184,13 @@ class Slots:
 
     def _beat(self, item: str, token: str, stop: threading.Event) -> None:
         interval = max(0.05, min(self.ttl, self.leases.lease_seconds) / 3)
+        failing = False
         while not stop.wait(interval):
             try:
                 self._extend(keys=[keys.SLOTS, keys.LEASES, keys.SLOTS_TOKENS],
                              args=[item, self.clock.now() + max(self.ttl, self.leases.lease_seconds), token])
-            except Exception:  # a Redis hiccup: the next beat tries again
-                log.warning("heartbeat of %s failed", item, exc_info=True)
+                failing = False
+            except Exception as exc:  # a Redis hiccup: the next beat tries again; said once, not every beat
+                if not failing:
+                    log.warning("heartbeat of %s failed (%s); retrying", item, exc)
+                failing = True

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .durations import parse_duration
 from .filters import FilterError, parse_filter
+from .messages import template_problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: Where a deliverable may be posted (``report_to``): a Slack channel by name or id, a Telegram chat, a mailbox.
+REPORT_TARGET = re.compile(r"^(slack:(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,20})"
+                           r"|telegram:(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})"
+                           r"|email:[^@\s:]+@[^@\s]+\.[^@\s]+)$")
 
 #: Output types known to the engine; plugins add theirs with :func:`register_output_type`.
 OUTPUT_TYPES: set[str] = {"freeform", "blog_post", "report", "summary", "image", "proofreading", "file"}
 ChannelName = Literal["slack", "telegram", "email", "web"]
 CHANNELS: tuple[ChannelName, ...] = ("slack", "telegram", "email", "web")
+
+
+def report_target(target: str) -> str:
+    if not REPORT_TARGET.match(target):
+        raise ValueError(f"{target!r} is not a target: use slack:#channel, slack:C0123, telegram:<chat id> "
+                         "or email:<address>")
+    return target
 
 
 def register_output_type(name: str) -> None:
@@ -85,15 +98,67 @@ class FieldSpec(Strict):
         return self
 
 
+ESCALATION_TEXT = "Hi {name}: {missing} has not answered \"{task}\" yet, after every reminder. It closes {deadline}."
+
+
 class ChaseSpec(Strict):
+    """Reminders, and (``escalate_to``) one message to the participant's manager or the run's owner
+    after the last one. Both texts may use the placeholders of :mod:`.messages`."""
+
     interval: float = 24 * 3600
     max_chases: int = Field(default=2, ge=0, le=20)
     message: str = "Reminder: we are still waiting for your answer."
+    escalate_to: Literal["manager", "owner"] | None = None
+    escalation_message: str = ESCALATION_TEXT
 
     @field_validator("interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("message", "escalation_message")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class CloseSpec(Strict):
+    """When a fan-out closes before everyone is final: at a deadline (``at`` or ``after`` the run's
+    start) or as soon as the ``quorum`` fraction of its sub-tasks is completed (SPEC §11)."""
+
+    at: datetime | None = None
+    after: float | None = None
+    quorum: float | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("must be an ISO date-time with an offset, e.g. 2024-05-17T17:00:00+02:00")
+        return value
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _after(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1:
+            raise ValueError("must be a fraction more than 0 and at most 1, e.g. 0.7 for 70 %")
+        return value
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> CloseSpec:
+        if self.at is not None and self.after is not None:
+            raise ValueError("give at or after, not both")
+        if self.at is None and self.after is None and self.quorum is None:
+            raise ValueError("give at, after or quorum")
+        return self
 
 
 class TemplateSpec(Strict):
@@ -107,6 +172,8 @@ class TemplateSpec(Strict):
     filter: str | None = None
     participant_field: str = "email"
     chase: ChaseSpec = Field(default_factory=ChaseSpec)
+    close: CloseSpec | None = None
+    accept_late: bool = False
 
     @field_validator("fields")
     @classmethod
@@ -180,6 +247,7 @@ class TaskDefinition(Strict):
     owner: str | None = None
     template: TemplateSpec | None = None
     workflow: list[WorkflowState] | None = None
+    report_to: list[Annotated[str, AfterValidator(report_target)]] = Field(default_factory=list)
     _states: list[ConversationState | TaskState | CompileState] | None = PrivateAttr(default=None)
 
     @field_validator("id")
@@ -195,6 +263,11 @@ class TaskDefinition(Strict):
         if value not in OUTPUT_TYPES:
             raise ValueError(f"unknown output type {value!r} (known: {', '.join(sorted(OUTPUT_TYPES))})")
         return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _targets(cls, targets: list[str]) -> list[str]:
+        return list(dict.fromkeys(targets))
 
     @model_validator(mode="after")
     def _shape(self) -> TaskDefinition:

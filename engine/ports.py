@@ -160,3 +160,11 @@ class Model(Protocol):
     def image(self, model: str, prompt: str, **opts: Any) -> bytes:
         """Generate one image (PNG bytes); raise :class:`ModelError` when the model cannot."""
         ...
+
+
+class Poster(Protocol):
+    """Delivers a signed JSON ``POST`` (a Web Trigger callback) to a URL."""
+
+    def post(self, url: str, body: str, event: str) -> None:
+        """POST ``body`` with the event name and signature headers; raise :class:`DeliveryFailed` unless 2xx."""
+        ...

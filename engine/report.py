@@ -29,7 +29,8 @@ def markdown_report(
         title: the task's name.
         description: the task's description, shown under the title.
         fields: the fields asked (the table's columns).
-        participants: dicts with ``id``, ``name``, ``status``, ``data``, ``reason``.
+        participants: dicts with ``id``, ``name``, ``status``, ``data``, ``reason``, and optionally ``late``
+            (answered after the fan-out closed) and ``escalated_to`` (who was told they were missing).
         gathered: data gathered outside fan-out (owner conversations, trigger data).
     """
     lines = [f"# {title}", ""]
@@ -43,7 +44,8 @@ def markdown_report(
         lines.append("|---" * (len(fields) + 2) + "|")
         for p in participants:
             cells = [_cell(p["data"].get(f.key)) for f in fields]
-            lines.append(f"| {_cell(p['name'])} | " + " | ".join(cells) + f" | {p['status']} |")
+            status = f"{p['status']} (late)" if p.get("late") else p["status"]
+            lines.append(f"| {_cell(p['name'])} | " + " | ".join(cells) + f" | {status} |")
         lines.append("")
     for status, heading in (("timed_out", "Timed out"), ("failed", "Failed"), ("excused", "Excused"),
                             ("cancelled", "Cancelled")):
@@ -52,6 +54,15 @@ def markdown_report(
             lines.append(f"**{heading}:** " + ", ".join(
                 _cell(p["name"]) + (f" ({p['reason']})" if p.get("reason") else "") for p in people))
             lines.append("")
+    escalated = [p for p in participants if p.get("escalated_to")]
+    if escalated:
+        lines.append("**Escalated:** " + ", ".join(f"{_cell(p['name'])} (to {_cell(p['escalated_to'])})"
+                                                   for p in escalated))
+        lines.append("")
+    late = [p for p in participants if p.get("late")]
+    if late:
+        lines.append("**Answered late:** " + ", ".join(_cell(p["name"]) for p in late))
+        lines.append("")
     extra = {k: v for k, v in (gathered or {}).items() if k not in ("tasks", "task_status")}
     if extra:
         lines.append("## Inputs")

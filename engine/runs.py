@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import secrets
 from typing import Any
 
 from . import keys
+from .callbacks import Callbacks
 from .compiler import Compiled, CompileFailed, Compiler
 from .conversation import Conversations, plan
+from .deadlines import Deadlines, deadline_of
 from .errors import Conflict, InvalidInput, NotFound
 from .events import Events
+from .fanin import FanIn
 from .filters import parse_filter
 from .leases import Leases
-from .model import FINAL_RUN, CompileState, Contact, ConversationState, RunStatus, TaskDefinition, TaskState
+from .model import FINAL_RUN, CompileState, ConversationState, RunStatus, TaskDefinition, TaskState
 from .outbox import Outbox
-from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
+from .owners import Owners
+from .ports import Clock, Jobs
+from .reporting import Reporting
 from .store import Store, dumps, new_id
 from .subtasks import Subtasks
 
@@ -62,11 +68,18 @@ class Runs:
         subtasks: closes a run's open sub-tasks when it fails or is cancelled.
         conversations: opening texts; a delegated run's result posted back.
         compiler: the compile step's deliverable.
+        fanin: closes a state's open sub-tasks and merges its answers.
+        deadlines: sets a fan-out's deadline.
+        reporting: posts the deliverable to the task's ``report_to`` targets when the run completes.
+        callbacks: the Web Trigger callback when the run ends.
+        owners: tells the owner on their channels.
         batch_size: sub-tasks opened per fan-out job.
     """
 
     def __init__(self, store: Store, clock: Clock, jobs: Jobs, leases: Leases, events: Events, outbox: Outbox,
-                 subtasks: Subtasks, conversations: Conversations, compiler: Compiler, batch_size: int = 100) -> None:
+                 subtasks: Subtasks, conversations: Conversations, compiler: Compiler, fanin: FanIn,
+                 deadlines: Deadlines, reporting: Reporting, callbacks: Callbacks, owners: Owners,
+                 batch_size: int = 100) -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
@@ -77,6 +90,11 @@ class Runs:
         self.subtasks = subtasks
         self.conversations = conversations
         self.compiler = compiler
+        self.fanin = fanin
+        self.deadlines = deadlines
+        self.reporting = reporting
+        self.callbacks = callbacks
+        self.owners = owners
         self.batch_size = batch_size
 
     # -- definitions ---------------------------------------------------------
@@ -97,18 +115,23 @@ class Runs:
 
     # -- trigger and steps ---------------------------------------------------
     def trigger(self, task_id: str, data: dict[str, Any] | None = None, *, kind: str = "manual",
-                by: str | None = None) -> str:
+                by: str | None = None, callback_url: str | None = None) -> str:
         """Create a pending run and queue its start; returns the run id.
 
+        ``callback_url`` gets the run object when the run ends (the Web Trigger's).
+
         Raises:
-            NotFound: no such task. Conflict: the task is inactive.
+            NotFound: no such task. Conflict: the task is inactive. InvalidInput: a refused callback URL.
         """
         definition = self.store.get_definition(task_id)
         if not definition.active:
             raise Conflict(f"task {task_id!r} is inactive; activate it first")
         if kind not in TRIGGER_KINDS:
             raise InvalidInput("trigger.kind", f"must be one of {', '.join(TRIGGER_KINDS)}")
-        return self.start(definition, data, kind=kind, by=by)
+        if callback_url is not None:
+            self.callbacks.check(callback_url)
+        return self.start(definition, data, kind=kind, by=by,
+                          extra={"callback_url": callback_url} if callback_url else None)
 
     def start(self, definition: TaskDefinition, data: dict[str, Any] | None = None, *, kind: str,
               by: str | None = None, rid: str | None = None, extra: dict[str, Any] | None = None) -> str:
@@ -220,6 +243,12 @@ class Runs:
             p.rpush(keys.run_subs(rid), *sids)
             p.set(keys.run_open(rid, step), len(sids))
             p.hset(keys.run(rid), "fanout_step", step)
+            close = state.close if isinstance(state, TaskState) else None
+            if close is not None and close.quorum is not None:  # FINISH closes the state at this many completed
+                p.set(keys.run_need(rid, step), max(1, math.ceil(close.quorum * len(sids) - 1e-9)))
+            deadline = deadline_of(close, run)
+            if deadline is not None:
+                self.deadlines.set(p, rid, step, deadline)
             batches = range(base, base + len(sids), self.batch_size)
             for start in batches:
                 self.leases.lease(p, f"open:{rid}:{start}:{min(start + self.batch_size, base + len(sids))}")
@@ -231,36 +260,9 @@ class Runs:
         self.jobs.enqueue_many(calls)
 
     def fan_in(self, rid: str, step: int) -> None:
-        """Merge a finished state's answers into ``gathered`` and enter the next state (once)."""
-        member = f"fanin:{rid}:{step}"
-        run = self.store.run_fields(rid)
-        if run["status"] != RunStatus.RUNNING or int(run["step"]) != step:
-            self.leases.release(member)
-            return
-        subs = [s for s in self.store.subs_fields(self.store.sub_ids(rid)) if s.get("step") == str(step)]
-
-        def merge(p: Any) -> bool:
-            current = {k.decode(): v.decode() for k, v in p.hgetall(keys.run(rid)).items()}
-            if current["status"] != RunStatus.RUNNING or int(current["step"]) != step:
-                return False
-            gathered = json.loads(current["gathered"])
-            for s in subs:
-                data = json.loads(s["data"])
-                if s["kind"] == "conversation":
-                    gathered.update(data)
-                else:
-                    gathered.setdefault("tasks", {})[s["participant_id"]] = data
-                    gathered.setdefault("task_status", {})[s["participant_id"]] = s["status"]
-            p.multi()
-            p.hset(keys.run(rid), mapping={"gathered": dumps(gathered), "step": step + 1})
-            self.leases.release(member, p)
-            self.leases.lease(p, f"step:{rid}:{step + 1}")
-            return True
-
-        if self.r.transaction(merge, keys.run(rid), value_from_callable=True):
+        """Close the state's open sub-tasks if it closed early, merge its answers, enter the next state (once)."""
+        if self.fanin.merge(rid, step):
             self.advance(rid, step + 1)
-        else:
-            self.leases.release(member)
 
     def compile(self, rid: str, step: int, state: CompileState) -> bool:
         """Compile the deliverable and move the run on; False while it waits for a model slot."""
@@ -282,9 +284,10 @@ class Runs:
             current = p.hmget(keys.run(rid), ["status", "step"])
             if current[0] != RunStatus.RUNNING.encode() or int(current[1]) != step:
                 return False
+            version = int(p.llen(keys.run_deliverables(rid))) + 1
             p.multi()
             p.hset(keys.deliverable(did), mapping={"id": did, "run_id": rid, **compiled.deliverable,
-                                                   "created_at": self.clock.now()})
+                                                   "version": version, "created_at": self.clock.now()})
             if compiled.file is not None:
                 p.set(keys.deliverable_file(did), compiled.file)
             p.rpush(keys.run_deliverables(rid), did)
@@ -304,10 +307,13 @@ class Runs:
         kind = {RunStatus.COMPLETED: "task_completed", RunStatus.AWAITING_REVIEW: "task_awaiting_review",
                 RunStatus.FAILED: "task_failed", RunStatus.CANCELLED: "task_cancelled"}[status]
 
+        after: list[tuple[str, tuple[Any, ...]]] = []
+
         def end(p: Any) -> bool:
             run = {k.decode(): v.decode() for k, v in p.hgetall(keys.run(rid)).items()}
             if run.get("status") not in allowed:
                 return False
+            versions = int(p.llen(keys.run_deliverables(rid)))
             update = {"status": status.value, **extra}
             if status != RunStatus.AWAITING_REVIEW:
                 update["completed_at"] = self.clock.now()
@@ -317,11 +323,15 @@ class Runs:
             self.events.emit(p, f"run.{status.value}", run_id=rid, task_id=run["task_id"], status=status.value,
                                error_message=extra.get("error_message"))
             self.leases.lease(p, f"notify:{rid}:{kind}")
+            after.clear()  # a retried transaction plans again
+            if status == RunStatus.COMPLETED and versions:
+                after.extend(self.reporting.plan(p, run, versions))
+            after.extend(self.callbacks.plan(p, run, status.value))
             return True
 
         ended = bool(self.r.transaction(end, keys.run(rid), value_from_callable=True))
         if ended:
-            self.jobs.enqueue("notify_owner", rid, kind)
+            self.jobs.enqueue_many([("notify_owner", (rid, kind)), *after])
         return ended
 
     def notify_owner(self, rid: str, kind: str) -> None:
@@ -333,28 +343,10 @@ class Runs:
         member = f"notify:{rid}:{kind}"
         self.conversations.deliver_result(rid)  # a delegated run's result goes back to who asked
         run = self.store.run_fields(rid)
-        owner = run["owner"]
-        contact = self.store.find_contacts([owner]).get(owner) or Contact(
-            id=owner, email=owner if "@" in owner else None)
         text = END_TEXT[kind].format(**run)
         if kind in ("task_completed", "task_awaiting_review") and run.get("result_summary"):
             text += f" {run['result_summary']}"
-        for name in ("slack", "telegram", "email"):
-            channel = self.outbox.channel(name)
-            address = channel.resolve(contact) if channel else None
-            if channel is None or not address:
-                continue
-            if not self.r.sadd(keys.run_notified(rid), f"{kind}:{name}"):
-                continue
-            out = Outbound(Address(name, address), text, key=f"{rid}:{kind}", kind="notification",
-                           subject=f"taskbot: {text}")
-            try:
-                channel.send(out)
-            except DeliveryFailed as exc:
-                if not exc.permanent:
-                    self.r.srem(keys.run_notified(rid), f"{kind}:{name}")
-                    raise
-                log.warning("notifying %s on %s failed: %s", owner, name, exc.reason)
+        self.owners.tell(rid, kind, text)
         self.leases.release(member)
 
     def finish(self, rid: str) -> None:

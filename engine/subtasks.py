@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import keys
-from .chase import decide
+from .chase import decide, next_check
 from .conversation import Conversations
 from .errors import NotFound
+from .escalations import Escalations
 from .events import Events
 from .inbox import Inbox
+from .lateness import accepts_late
 from .leases import Leases
 from .model import ChaseSpec, Contact, TaskState
 from .outbox import Outbox
@@ -27,6 +29,10 @@ from .store import Store, message
 
 log = logging.getLogger("taskbot.subtasks")
 
+# KEYS: 1 sub 2 open counter 3 leases 4 events 5 timers 6 sent marks 7 completed counter 8 quorum 9 closed
+# 10 deadlines 11 run. ARGV: 1 status 2 now 3 reason 4 lease deadline 5 keep it routable ('1': a late answer may
+# still come) 6 sid 7 active key prefix 8 fan-in lease member 9 event 10 run.closed event 11 deadline member.
+# Returns -1: it was final already; 0: this call closed the state (fan-in is the caller's); 1: changed.
 FINISH = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'pending' and status ~= 'running' then return -1 end
@@ -36,11 +42,21 @@ redis.call('ZREM', KEYS[5], ARGV[6])
 redis.call('DEL', KEYS[6])
 local channel = redis.call('HGET', KEYS[1], 'channel')
 local address = redis.call('HGET', KEYS[1], 'address')
-if channel and address then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
-local left = redis.call('DECR', KEYS[2])
-if left == 0 then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8]) end
+if channel and address and ARGV[5] ~= '1' then redis.call('ZREM', ARGV[7] .. channel .. ':' .. address, ARGV[6]) end
 if ARGV[9] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[9]) end
-return left
+local left = redis.call('DECR', KEYS[2])
+local why = false
+local need = tonumber(redis.call('GET', KEYS[8]) or '0')
+if ARGV[1] == 'completed' and need > 0 and redis.call('INCR', KEYS[7]) >= need then why = 'quorum' end
+if left <= 0 then why = 'all' end
+if why and redis.call('SET', KEYS[9], why, 'NX') then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[8])
+  redis.call('ZREM', KEYS[10], ARGV[11])
+  redis.call('HSET', KEYS[11], 'closed_by', why, 'closed_at', ARGV[2])
+  if why == 'quorum' and ARGV[10] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[10]) end
+  return 0
+end
+return 1
 """
 
 TAKE = """
@@ -51,6 +67,7 @@ return due
 
 #: Chase checks handed to one job: a burst of due reminders costs a job per fifty, not one each.
 CHASE_BATCH = 50
+
 
 class Subtasks:
     """Open, chase and finish sub-tasks.
@@ -64,10 +81,11 @@ class Subtasks:
         events: records sub-task events for webhooks.
         conversations: the opening text, and a free conversation's first turn.
         inbox: whether a participant's answer waits to be applied (no chase then).
+        escalations: chase texts, and the escalation after the last chase.
     """
 
     def __init__(self, store: Store, clock: Clock, jobs: Jobs, leases: Leases, outbox: Outbox, events: Events,
-                 conversations: Conversations, inbox: Inbox) -> None:
+                 conversations: Conversations, inbox: Inbox, escalations: Escalations) -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
@@ -77,6 +95,7 @@ class Subtasks:
         self.events = events
         self.conversations = conversations
         self.inbox = inbox
+        self.escalations = escalations
         self._finish = self.r.register_script(FINISH)
         self._take = self.r.register_script(TAKE)
 
@@ -157,7 +176,7 @@ class Subtasks:
             return True
 
         if self.r.transaction(mark, keys.sub(sid), value_from_callable=True):
-            self.schedule_check(sid, now + self.chase_spec(run, step).interval)
+            self.schedule_check(sid, next_check(self.chase_spec(run, step), 0, now))
             self.conversations.kickoff(run, sid, state)
 
     def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
@@ -210,19 +229,24 @@ class Subtasks:
         spec = self.chase_spec(run, int(sub["step"]))
         sent = int(sub["chases_sent"])
         decision = decide(open_=True, chases_sent=sent, last_activity_at=float(sub["last_activity_at"]),
-                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.clock.now())
+                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.clock.now(),
+                          escalated=bool(sub.get("escalated_at")))
         if decision.action == "wait":
             self.schedule_check(sid, decision.at)
         elif decision.action == "time_out":
             self.finish(sid, "timed_out", f"no answer after {sent} reminder{'s' if sent != 1 else ''}")
         elif decision.action == "chase":
-            self._remind(sid, sub, sent + 1, spec)
+            self._remind(sid, sub, run, sent + 1, spec)
+        elif decision.action == "escalate":
+            again = self.escalations.escalate(sid, sub, run, spec)
+            self.schedule_check(sid, again if again is not None else self.clock.now())
 
-    def _remind(self, sid: str, sub: dict[str, str], n: int, spec: ChaseSpec) -> None:
+    def _remind(self, sid: str, sub: dict[str, str], run: dict[str, str], n: int, spec: ChaseSpec) -> None:
         key = f"chase:{n}"
         if self.outbox.claim(sid, key) != 1:
             return  # sent already, or being sent by another worker that sets the next check
-        out = Outbound(Address(sub["channel"], sub["address"]), spec.message, key=f"{sid}:{key}", kind="chase",
+        text = self.escalations.chase_text(sub, run, spec, n)
+        out = Outbound(Address(sub["channel"], sub["address"]), text, key=f"{sid}:{key}", kind="chase",
                        thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
                        subject=self.store.definition_of(sub["run_id"]).name)
         try:
@@ -241,17 +265,21 @@ class Subtasks:
         def mark(p: Any) -> None:
             p.multi()
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
-            p.rpush(keys.sub_conv(sid), message("assistant", spec.message, now, kind="chase"))
+            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
             self.outbox.mark_sent(p, sid, key)
             self.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
-            self.schedule_check(sid, now + spec.interval, p)
+            self.schedule_check(sid, next_check(spec, n, now), p)
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.r.transaction(mark, keys.sub(sid))
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:
-        """Make the sub-task final; the caller that closes the state's last one runs fan-in.
+        """Make the sub-task final; the caller whose change closes the state runs fan-in.
+
+        The state closes, once, when its last sub-task becomes final or when this completion
+        makes its quorum (SPEC §11); the same script takes the fan-in lease and drops the
+        state's deadline, so a quorum, a deadline and the last answers can race freely.
 
         Returns:
             True when this call changed the status (False: it was final already).
@@ -261,14 +289,20 @@ class Subtasks:
             raise NotFound("sub-task", sid)
         rid, step = sub[0].decode(), int(sub[1])
         now = self.clock.now()
-        left = int(self._finish(
-            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS, keys.sub_sent(sid)],
-            args=[status, now, reason, now + self.leases.lease_seconds, "", sid, keys.ACTIVE_PREFIX,
+        # a sub-task that may still get a late answer stays routable for a plain message (a DM not in its thread)
+        keep = status == "timed_out" and accepts_late(self.store.state_of(rid, step))
+        closed = self.events.body("run.closed", run_id=rid, step=step, closed_by="quorum", reason="closed at quorum")
+        outcome = int(self._finish(
+            keys=[keys.sub(sid), keys.run_open(rid, step), keys.LEASES, keys.EVENTS, keys.TIMERS, keys.sub_sent(sid),
+                  keys.run_done(rid, step), keys.run_need(rid, step), keys.run_closed(rid, step), keys.DEADLINES,
+                  keys.run(rid)],
+            args=[status, now, reason, now + self.leases.lease_seconds, "1" if keep else "", sid, keys.ACTIVE_PREFIX,
                   f"fanin:{rid}:{step}", self.events.body(f"subtask.{status}", run_id=rid, subtask_id=sid,
-                                                              status=status, reason=reason or None)]))
-        if left < 0:
+                                                              status=status, reason=reason or None),
+                  closed, f"{rid}:{step}"]))
+        if outcome < 0:
             return False
-        if left == 0:  # the last one: fan-in, under the lease the script took
+        if outcome == 0:  # this change closed the state: fan-in, under the lease the script took
             self.jobs.enqueue("fan_in", rid, str(step))
         return True
 

@@ -6,11 +6,13 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+from .reporting import report_records, version_of
 from .store import Store
 
-RUN_TIMES = ("created_at", "started_at", "completed_at")
-SUB_TIMES = ("created_at", "opened_at", "completed_at", "last_activity_at")
+RUN_TIMES = ("created_at", "started_at", "completed_at", "deadline", "closed_at")
+SUB_TIMES = ("created_at", "opened_at", "completed_at", "last_activity_at", "escalated_at")
 
 
 def iso(ts: str | float | None) -> str | None:
@@ -31,7 +33,7 @@ def chat_view(store: Store, sid: str) -> list[dict[str, Any]]:
     """The conversation as its participant sees it: the assistant's tool calls and taskbot's
     prompt to start a conversation are not theirs to read."""
     return [message_view(m) for m in store.conversation(sid)
-            if m.get("role") != "tool" and m.get("kind") != "kickoff"]
+            if m.get("role") != "tool" and m.get("kind") not in ("kickoff", "escalation")]
 
 
 def usage_of(sub: dict[str, str]) -> dict[str, int]:
@@ -46,6 +48,7 @@ def subtask_view(store: Store, chat_url: Callable[[str], str], sub: dict[str, st
         "name": sub.get("name", sub["participant_id"]), "kind": sub.get("kind", "task"),
         "channel": sub.get("channel"), "status": sub["status"], "chases_sent": int(sub.get("chases_sent", 0)),
         "data": json.loads(sub.get("data", "{}")), "reason": sub.get("reason") or None,
+        "late": sub.get("late") == "1", "escalated_to": sub.get("escalated_to") or None,
     }
     for t in SUB_TIMES:
         view[t] = iso(sub.get(t))
@@ -73,25 +76,46 @@ def run_view(store: Store, chat_url: Callable[[str], str], rid: str, *, subtasks
         "id": rid, "task_id": run["task_id"], "status": run["status"], "trigger": json.loads(run["trigger"]),
         "owner": run.get("owner"), "gathered": json.loads(run.get("gathered", "{}")),
         "result_summary": run.get("result_summary") or None, "error_message": run.get("error_message") or None,
+        "closed_by": run.get("closed_by") or None,
     }
     for t in RUN_TIMES:
         view[t] = iso(run.get(t))
     view["usage"] = store.usage(rid)
-    view["deliverables"] = [deliverable_view(d) for d in store.deliverables(rid)]
+    stored = store.deliverables(rid)
+    # every version, newest first
+    view["deliverables"] = [deliverable_view(d, version_of(stored, i)) for i, d in reversed(list(enumerate(stored)))]
+    view["reports"] = [{**record, "at": iso(record.get("at"))} for record in report_records(store, rid)]
+    view["callback"] = callback_view(run)
     if subtasks:
         subs = store.subs_fields(store.sub_ids(rid))
         view["subtasks"] = [subtask_view(store, chat_url, s, conversation=conversations) for s in subs if s]
     return view
 
 
-def deliverable_view(d: dict[str, str]) -> dict[str, Any]:
+def deliverable_view(d: dict[str, str], version: int = 1) -> dict[str, Any]:
     """A deliverable; an image or a file names its file (its bytes: ``Engine.deliverable_file``)."""
     view: dict[str, Any] = {"id": d["id"], "run_id": d["run_id"], "output_type": d["output_type"], "title": d["title"],
-                            "content": d["content"], "created_at": iso(d.get("created_at"))}
+                            "content": d["content"], "version": version, "change": d.get("change") or None,
+                            "created_at": iso(d.get("created_at"))}
     if d.get("filename"):
         view["file"] = {"filename": d["filename"], "content_type": d.get("content_type"), "size": int(d["size"]),
                         "url": f"/api/deliverables/{d['id']}/file"}
     return view
+
+
+def shown_url(url: str) -> str:
+    """A URL without its query and credentials: a token in a callback URL is not for every reader."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def callback_view(run: dict[str, str]) -> dict[str, Any] | None:
+    """The Web Trigger callback of a run: where (shown without query), and how its delivery went."""
+    if not run.get("callback_url"):
+        return None
+    return {"url": shown_url(run["callback_url"]), "status": run.get("callback_status") or "waiting",
+            "attempts": int(run.get("callback_attempts") or 0), "error": run.get("callback_error") or None,
+            "at": iso(run.get("callback_at"))}
 
 
 def progress(store: Store, rid: str) -> dict[str, int]:

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """AOF on, ``appendfsync everysec``: the durability production runs with (tests/integration/redis_restart
+    give each test its own server instead, to kill it)."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()

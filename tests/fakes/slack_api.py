@@ -50,6 +50,8 @@ class FakeSlack:
     token: str = "xoxb-test-token"
     app_token: str = "xapp-test-token"
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: public channels by name (without '#') -> id; a post may name a channel by either
+    channels: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _script: dict[str, list[Scripted]] = field(default_factory=dict)
@@ -126,6 +128,9 @@ class FakeSlack:
                            "deleted": False, "is_bot": False,
                            "profile": {"real_name": real, "display_name": real, **({"email": email} if email else {})}}
 
+    def add_channel(self, name: str, channel_id: str) -> None:
+        self.channels[name] = channel_id
+
     def fail_next(self, method: str, *, error: str | None = None, status: int = 200,
                   retry_after: int | None = None, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` fail: ``error`` (ok: false) or HTTP ``status``."""
@@ -192,8 +197,11 @@ class FakeSlack:
         if method == "chat.postMessage":
             channel = str(a.get("channel", ""))
             channel = f"D{channel}" if channel in self.users else channel
-            if channel[1:] not in self.users:
+            channel = self.channels.get(channel.removeprefix("#"), channel)
+            if channel[1:] not in self.users and channel not in self.channels.values():
                 return {"ok": False, "error": "channel_not_found"}
+            if isinstance(a.get("blocks"), str):  # slack_sdk sends blocks as a JSON string in a form body
+                a["blocks"] = json.loads(a["blocks"])
             ts = f"{1700000000 + next(self._ts)}.000100"
             a["ts"], a["channel"] = ts, channel
             message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": a.get("text"), "ts": ts}

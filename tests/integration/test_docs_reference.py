@@ -20,7 +20,6 @@ from tests.conftest import ROOT, people
 DOCS = ROOT / "docs"
 CODE = [ROOT / "worker.py", *[p for d in ("bot", "channels", "engine") for p in (ROOT / d).rglob("*.py")]]
 # Written on another branch of issue 11 (running, supervising, backups, upgrading); drop it here once merged.
-PENDING = {DOCS / "operations.md"}
 
 
 def table_rows(doc: Path) -> dict[str, list[str]]:
@@ -121,8 +120,6 @@ def test_links_in_the_readme_and_docs_lead_somewhere():
                 continue  # https:, mailto:
             path, _, anchor = target.partition("#")
             file = (doc.parent / path).resolve() if path else doc
-            if file in PENDING:
-                continue
             if not file.exists() or (anchor and anchor not in anchors(file)):
                 broken.append(f"{doc.relative_to(ROOT)}: {target}")
     assert broken == []

@@ -442,3 +442,71 @@ def test_mail_goes_out_over_tls_with_login(engine, drain, monkeypatch, tmp_path,
         assert server.logins == ["taskbot"]
     finally:
         server.stop()
+
+
+# -- bounces ------------------------------------------------------------------------------
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "email"
+#: The project's bounce fixtures and the address each one says failed (see tests/unit/test_email_bounce.py).
+BOUNCED = {"bounce_postfix_dsn.eml": "bob@example.org", "bounce_qmail.eml": "carol@example.net",
+           "bounce_exchange_ndr.eml": "erin@contoso.example", "bounce_sendmail_no_domain.eml": "frank@example.com",
+           "bounce_delay_dsn.eml": "bob@example.org"}
+
+
+def bounce_of(fixture: str, opening: EmailMessage, participant: str) -> bytes:
+    """A bounce fixture aimed at ``opening`` (its token, Message-ID, recipient), the rest as a mail system wrote it."""
+    token = opening["Reply-To"].addresses[0].addr_spec.partition("+")[2].partition("@")[0]
+    raw = (FIXTURES / fixture).read_bytes()
+    return (raw.replace(b"6f1c2a9be04d", token.encode())
+            .replace(b"<0f5a9c1e2b7d4e8f9a0b1c2d3e4f5a6b.taskbot@example.com>", str(opening["Message-ID"]).encode())
+            .replace(BOUNCED[fixture].encode(), participant.encode()))
+
+
+@pytest.mark.parametrize("fixture", ["bounce_postfix_dsn.eml", "bounce_qmail.eml", "bounce_exchange_ndr.eml",
+                                     "bounce_sendmail_no_domain.eml"])
+def test_a_hard_bounce_fails_that_participants_sub_task_with_the_reason_and_is_never_answered(
+        engine, smtp, mailbox, drain, fixture):
+    rid = start(engine, drain, ["alice@example.com", "bob@example.com"], chase="1h")
+    sent_before = len(smtp.messages)
+    mailbox.deliver(bounce_of(fixture, only(smtp.to("bob@example.com")), "bob@example.com"))
+    assert poller.poll(engine) == 1
+    drain()
+    subs = subtasks(engine, rid)
+    bob = subs["bob@example.com"]
+    assert bob["status"] == "failed"
+    assert bob["reason"].startswith("email to bob@example.com bounced (5.")  # what the owner sees
+    assert user_texts(bob) == []  # a bounce is no answer
+    assert subs["alice@example.com"]["status"] == "running"
+    assert len(smtp.messages) == sent_before  # nobody was answered, least of all the mail system
+    assert mailbox.unseen() == 0
+
+    mailbox.deliver(reply(only(smtp.to("alice@example.com")), "alice@example.com", "The parser"))
+    poller.poll(engine)
+    drain()
+    mailbox.deliver(reply(smtp.to("alice@example.com")[1], "alice@example.com", "skip"))
+    poller.poll(engine)
+    drain()
+    assert engine.run_view(rid)["gathered"]["task_status"] == {"alice@example.com": "completed",
+                                                               "bob@example.com": "failed"}
+
+
+def test_a_delay_warning_changes_nothing_and_is_never_answered(engine, smtp, mailbox, drain):
+    rid = start(engine, drain, ["bob@example.com"], chase="1h")
+    opening = only(smtp.to("bob@example.com"))
+    mailbox.deliver(bounce_of("bounce_delay_dsn.eml", opening, "bob@example.com"))
+    assert poller.poll(engine) == 1
+    drain()
+    bob = subtasks(engine, rid)["bob@example.com"]
+    assert (bob["status"], bob["data"], user_texts(bob)) == ("running", {}, [])
+    assert len(smtp.messages) == 1  # the opening only
+
+    mailbox.deliver(reply(opening, "bob@example.com", "Docs"))  # the mail got through after all
+    poller.poll(engine)
+    drain()
+    assert subtasks(engine, rid)["bob@example.com"]["data"] == {"shipped": "Docs"}
+
+
+def test_a_bounce_of_a_mail_to_nobody_in_a_task_is_dropped_unanswered(engine, smtp, mailbox, drain):
+    mailbox.deliver((FIXTURES / "bounce_postfix_dsn.eml").read_bytes())
+    assert poller.poll(engine) == 1
+    drain()
+    assert smtp.messages == []

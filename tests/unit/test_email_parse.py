@@ -9,7 +9,9 @@ import aiosmtplib
 import pytest
 
 from channels.email import failure
-from channels.email_parse import Ours, html_to_text, new_text, parse
+from channels.email_html import ATTRIBUTION, html_to_text
+from channels.email_parse import Ours, parse
+from channels.email_reply import reply_text
 
 OURS = Ours(local="tasks", domain="example.com")
 SENT = "<0123abcd.taskbot@example.com>"
@@ -47,18 +49,16 @@ def read(message: EmailMessage, tmp_path):
     ("- the parser\n- the docs", "- the parser\n- the docs"),  # a list is not a signature
 ], ids=["gmail", "outlook", "phone", "german", "bottom-post", "thanks", "list"])
 def test_only_the_new_text_of_a_reply_is_kept(body, expected):
-    assert new_text(body) == expected
+    assert reply_text(body) == expected
 
 
 def test_html_becomes_text_with_blockquotes_as_quotes():
     markup = ('<html><head><style>p {margin:0}</style></head><body><p>Docs&nbsp;and <b>tests</b></p>'
               '<ul><li>one</li><li>two</li></ul><div class="gmail_quote">On Mon, taskbot &lt;tasks@example.com&gt; '
               'wrote:<blockquote>Hi!<br>What did you ship?</blockquote></div></body></html>')
-    assert html_to_text(markup) == ("Docs and tests\n- one\n- two\nOn Mon, taskbot <tasks@example.com> wrote:\n"
-                                    "> Hi!\n> What did you ship?")
-    message = mail()
-    message.set_content(markup, subtype="html")
-    assert new_text(html_to_text(markup)) == "Docs and tests\n- one\n- two"
+    assert html_to_text(markup) == ("Docs and tests\n- one\n- two\n" + ATTRIBUTION +
+                                    "On Mon, taskbot <tasks@example.com> wrote:\n> Hi!\n> What did you ship?")
+    assert reply_text(html_to_text(markup)) == "Docs and tests\n- one\n- two"
 
 
 def test_format_flowed_lines_are_joined(tmp_path):
