@@ -11,8 +11,8 @@ Layout (all under ``taskbot:``)::
     slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
     telegram:link:{token}     string a deep-link token (`/start <token>`) -> contact id; TTL 7 days, taken once
     telegram:update:{id}      string a Telegram update_id already taken as a command (/start, /task); TTL
-    telegram:rate:bot         string exists while the bot must wait before its next send (the adapter's limiter)
-    telegram:rate:chat:{id}   string exists while that chat must wait before its next message (limiter)
+    telegram:rate:bot         zset   times of the bot's sends in the last second (the adapter's sliding-window limiter)
+    telegram:rate:chat:{id}   zset   the same for one chat; `…:hold` (string, TTL) while Telegram's retry_after lasts
     telegram:parts:{key}      hash   part number -> ref of a long message's parts already sent (TTL)
     email:subject:{msgid}     string subject of an opening email, by its Message-ID (chases say Re: to it; TTL)
     email:poll:due            string exists until the next IMAP poll may be queued (TASKBOT_IMAP_POLL)
