@@ -59,3 +59,34 @@ def sustained(ats: list[float], window: float) -> float:
     """Calls a second as the provider sees them: N over first-to-last plus one window. A sender that keeps to
     "R in any window" needs at least N/R - window for N calls, so this is at most R, and R only at its best."""
     return len(ats) / (ats[-1] - ats[0] + window)
+
+
+def slack(n: int, n_workers: int, post_rate: float = 5.0) -> dict[str, Any]:
+    """N people found by email (none linked by id) opened by DM; the fake enforces Slack's limits, counts 429s."""
+    from tests.fakes.slack_api import FakeSlack
+
+    fake = FakeSlack(post_rate=post_rate).start()
+    for i in range(n):
+        fake.add_user(f"U{i:06d}", f"p{i}@example.com")
+    env = {"SLACK_BOT_TOKEN": fake.token, "TASKBOT_SLACK_API_URL": fake.api_url,
+           "TASKBOT_SLACK_POST_RATE": str(post_rate)}
+    try:
+        with redis_server() as server, workers(server.url, n_workers, scheduler=True, env=env):
+            engine = engine_for(server.url)
+            define(engine, [{"email": f"p{i}@example.com", "preferred_channel": "slack"} for i in range(n)])
+            t0 = time.time()
+            rid = engine.runs.trigger("bench")
+            wait(lambda: len(fake.posts()) >= n, timeout=120 + 3 * n / post_rate)
+            wait(lambda: opened(engine, rid) >= n)
+            ats = sorted(c.at for c in fake.calls_to("chat.postMessage") if c.status == 200)
+    finally:
+        fake.stop()
+    limit = max(1, int(post_rate))
+    window = limit / post_rate
+    allowed = (n / limit - 1) * window  # the least time "limit posts in any window" allows for n posts
+    seconds = ats[-1] - t0
+    return {"n": n, "workers": n_workers, "seconds": round(seconds, 2), "allowance_s": round(allowed, 2),
+            "ratio": round(allowed / seconds, 3), "posts_per_s": round(sustained(ats, window), 2),
+            "post_rate": post_rate, "429s": fake.limited, "users.list": len(fake.calls_to("users.list")),
+            "lookupByEmail": len(fake.calls_to("users.lookupByEmail")),
+            "conversations.open": len(fake.calls_to("conversations.open"))}

@@ -106,8 +106,9 @@ class FakeTelegram:
 
     def sent(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
         """The messages that went through (as the Bot API returned them), optionally to one chat."""
-        return [c.args["result"] for c in self.calls_to("sendMessage")  # "result": answered (not still in flight)
-                if c.status == 200 and "result" in c.args and (chat_id is None or str(c.args["chat_id"]) == str(chat_id))]
+        # with "result": answered, not still in flight
+        return [c.args["result"] for c in self.calls_to("sendMessage") if c.status == 200 and "result" in c.args
+                and (chat_id is None or str(c.args["chat_id"]) == str(chat_id))]
 
     def texts(self, chat_id: int | str) -> list[str]:
         return [m["text"] for m in self.sent(chat_id)]
