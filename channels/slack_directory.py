@@ -25,7 +25,7 @@ from .slack_web import PacedWebClient, SlackRateLimited, key
 log = logging.getLogger("taskbot.slack")
 
 EMAILS = key("directory", "emails")  # hash: lower-case email -> user id, the last complete listing
-READY = key("directory", "ready")  # string: while set, EMAILS is a complete listing (TTL)
+READY = key("directory", "ready")  # string: when the complete listing in EMAILS was read (TTL), or "refused"
 STAGING = key("directory", "staging")  # hash: the listing in progress
 CURSOR = key("directory", "cursor")  # string: next_cursor of the listing in progress
 LOCK = key("directory", "lock")  # string: held by the one process listing
@@ -88,6 +88,9 @@ class Directory:
 
     def refresh(self) -> None:
         """List the workspace again (the background job); a listing cut short is taken up again soon."""
+        listed = self.r.get(READY)
+        if listed and listed != b"refused" and time.time() - float(listed) < self.refresh_every / 2:
+            return  # a fan-out just read it
         try:
             done = self.list_all(time.monotonic() + self.max_wait)
         except NotReady as exc:
@@ -170,4 +173,5 @@ class Directory:
         else:  # a workspace with nobody listed
             p.delete(EMAILS)
         p.delete(CURSOR)
-        p.set(READY, "1", ex=keep)
+        p.set(READY, str(time.time()), ex=keep)
+        p.set(DUE, "1", px=max(1, int(self.refresh_every * 1000)))  # read just now: the next refresh in a while

@@ -67,7 +67,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     limited: int = 0
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _script: dict[str, list[Scripted]] = field(default_factory=dict)
+    _script: dict[str, list[Scripted | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
@@ -143,9 +143,10 @@ class FakeSlack:
                            "profile": {"real_name": real, "display_name": real, **({"email": email} if email else {})}}
 
     def fail_next(self, method: str, *, error: str | None = None, status: int = 200,
-                  retry_after: int | None = None, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` fail: ``error`` (ok: false) or HTTP ``status``."""
-        self._script.setdefault(method, []).extend([Scripted(status, error, retry_after)] * times)
+                  retry_after: int | None = None, times: int = 1, after: int = 0) -> None:
+        """Make the next ``times`` calls of ``method`` fail (once ``after`` more have gone through): ``error``
+        (ok: false) or HTTP ``status``."""
+        self._script.setdefault(method, []).extend([None] * after + [Scripted(status, error, retry_after)] * times)
 
     # -- what was received ----------------------------------------------------------------------
     def calls_to(self, method: str) -> list[Call]:
