@@ -39,12 +39,18 @@ def env_for(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
 @contextmanager
 def workers(url: str, n: int, *, scheduler: bool = False,
             env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``n`` bench worker processes (the first runs the scheduler loop when asked), with ``env`` added."""
+    """``n`` bench worker processes (the first runs the scheduler loop when asked), with ``env`` added.
+
+    Their warnings and errors go to ``bench/results/logs/worker-<i>.log`` (the last measurement's).
+    """
     procs = []
+    logs = ROOT / "bench" / "results" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         args = [sys.executable, "-m", "bench.worker"] + (["--scheduler"] if scheduler and i == 0 else [])
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=env_for(url, env), stdout=subprocess.DEVNULL,  # noqa: S603
-                                      stderr=subprocess.DEVNULL))
+        with (logs / f"worker-{i}.log").open("wb") as log:
+            procs.append(subprocess.Popen(args, cwd=ROOT, env=env_for(url, env),  # noqa: S603
+                                          stdout=subprocess.DEVNULL, stderr=log))
     r = redis.Redis.from_url(url)
     wait(lambda: int(r.scard("rq:workers:taskbot")) >= n, timeout=60)
     try:

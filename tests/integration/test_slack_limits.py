@@ -84,7 +84,8 @@ def test_sixty_people_found_by_email_are_opened_by_two_workers_with_no_429(engin
     assert fake_slack.calls_to("conversations.open") == []
     pages = fake_slack.calls_to("users.list")
     assert len(pages) == 3  # read once, in pages that follow one another's cursors
-    assert pages[0].args.get("cursor") is None and pages[1].args["cursor"] != pages[2].args["cursor"]
+    assert pages[0].args.get("cursor") is None
+    assert pages[1].args["cursor"] != pages[2].args["cursor"]
     by_channel: dict[str, list[float]] = defaultdict(list)
     for c in posts:
         by_channel[c.args["channel"]].append(c.at)
@@ -129,7 +130,8 @@ def test_a_listing_cut_short_goes_on_from_its_cursor_and_lookups_see_the_last_wh
     assert slack.directory.user_id("p9999@example.com") is None
     slack.directory.refresh()
     cursors = [c.args.get("cursor") for c in fake_slack.calls_to("users.list")[3:]]
-    assert cursors[0] is None and cursors[1] == cursors[2]  # taken up again from the page that failed
+    assert cursors[0] is None
+    assert cursors[1] == cursors[2]  # taken up again from the page that failed
     assert slack.directory.user_id("p0001@example.com") is None
     assert slack.directory.user_id("p9999@example.com") == "U9999"
     assert fake_slack.calls_to("users.lookupByEmail") == []
