@@ -9,6 +9,11 @@ Layout (all under ``taskbot:``)::
     contacts:slack            hash   Slack user id -> contact id
     contacts:telegram         hash   Telegram chat id -> contact id
     slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
+    slack:rate:{method}       zset   times of a Web API method's recent calls (the adapter's limiter); `…:hold` while
+                                     Slack's Retry-After lasts; `slack:rate:post:{channel}` per DM
+    slack:directory:emails    hash   lower-case email -> Slack user id, the last complete users.list (TTL)
+    slack:directory:{ready|staging|cursor|lock|due}  the member list's state: when it was read, the listing
+                                     in progress and its cursor, who lists, when the next refresh is queued
     telegram:link:{token}     string a deep-link token (`/start <token>`) -> contact id; TTL 7 days, taken once
     telegram:update:{id}      string a Telegram update_id already taken as a command (/start, /task); TTL
     telegram:rate:bot         zset   times of the bot's sends in the last second (the adapter's sliding-window limiter)
