@@ -6,9 +6,14 @@ process that takes a slot here before each call keeps under them however many pr
 Each limit is a sorted set of the times of the calls it let through. One script checks every
 limit of a call and records the call in all of them at once, on Redis's clock: a send needs
 both the bot-wide and the per-chat slot, and taking one while failing the other would waste it
-(why this is not the ``limits`` library, which checks one limit per call). A window is kept a
-little longer than the provider's (``JITTER_MS``) for the time between taking a slot here and
-the request reaching the provider, which varies from call to call.
+(why this is not the ``limits`` library, which checks one limit per call).
+
+A call is counted from when it took its slot until it finished, then from when it finished
+(:meth:`Limiter.slot`): the provider received it somewhere in between, and how long after the
+slot varies from call to call (a worker's first request, a busy machine), so counting from the
+slot alone would let two calls reach the provider closer together than their slots were. With
+the finish time, a later call's slot is never less than a window after an earlier call arrived.
+``MARGIN_MS`` more per window covers the clocks' resolution.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
 
-#: Added to every window: the spread of the delay between the slot and the provider receiving the call.
-JITTER_MS = 30.0
+#: Added to every window, for the clocks' resolution.
+MARGIN_MS = 10.0
 
 #: KEYS: the limits' sorted sets, then their hold keys (a provider's own Retry-After); ARGV: limit and
 #: window (ms) per key, then this call's member. Returns 0 when the slot is taken, else the ms to wait.
@@ -51,6 +57,18 @@ end
 return 0
 """
 
+#: The call of member ARGV[1] finished: count it from now (KEYS: its limits; ARGV[2..]: their windows, ms).
+FINISH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+for i = 1, #KEYS do
+  if redis.call('ZADD', KEYS[i], 'XX', 'CH', now, ARGV[1]) == 1 then
+    redis.call('PEXPIRE', KEYS[i], math.ceil(tonumber(ARGV[i + 1])))
+  end
+end
+return 0
+"""
+
 #: Record a call that already happened (KEYS[1], ARGV: window ms, member), e.g. under a second name.
 RECORD = """
 local t = redis.call('TIME')
@@ -70,7 +88,7 @@ class Rule:
 
     @classmethod
     def per(cls, limit: int, seconds: float) -> Rule:
-        return cls(limit, seconds * 1000 + JITTER_MS)
+        return cls(limit, seconds * 1000 + MARGIN_MS)
 
     @classmethod
     def rate(cls, per_second: float) -> Rule:
@@ -93,27 +111,43 @@ class Limiter:
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
         self._take = r.register_script(TAKE)
+        self._finish = r.register_script(FINISH)
         self._record = r.register_script(RECORD)
 
-    def try_take(self, limits: Sequence[tuple[str, Rule]]) -> float:
+    def try_take(self, limits: Sequence[tuple[str, Rule]], member: str | None = None) -> float:
         """Take a slot of every limit, or none: 0.0 when taken, else the seconds until one may free up."""
         args: list[float | str] = [x for _, rule in limits for x in (rule.limit, rule.window_ms)]
         waited = int(self._take(keys=[k for k, _ in limits] + [f"{k}:hold" for k, _ in limits],
-                                args=[*args, secrets.token_hex(8)]))
+                                args=[*args, member or secrets.token_hex(8)]))
         return waited / 1000
 
-    def take(self, limits: Sequence[tuple[str, Rule]], max_wait: float) -> None:
-        """Wait (in this thread) until every limit has a slot, and take them.
+    def take(self, limits: Sequence[tuple[str, Rule]], max_wait: float) -> str:
+        """Wait (in this thread) until every limit has a slot, and take them; the call's name in the limits.
 
         Raises:
             Wait: the slot is further away than ``max_wait`` seconds; nothing was taken.
         """
+        member = secrets.token_hex(8)
         deadline = time.monotonic() + max_wait
-        while (wait := self.try_take(limits)) > 0:
+        while (wait := self.try_take(limits, member)) > 0:
             if time.monotonic() + wait > deadline:
                 raise Wait(wait)
             # a few ms of jitter, so that processes waiting for the same slot do not all ask at once
             time.sleep(wait + secrets.randbelow(4) / 1000)
+        return member
+
+    def finish(self, limits: Sequence[tuple[str, Rule]], member: str) -> None:
+        """The call ``member`` is over: it counts from now (the provider has had it by now)."""
+        self._finish(keys=[k for k, _ in limits], args=[member, *(rule.window_ms for _, rule in limits)])
+
+    @contextmanager
+    def slot(self, limits: Sequence[tuple[str, Rule]], max_wait: float) -> Iterator[None]:
+        """Take a slot (see :meth:`take`) for the call made inside the block, which counts until it ends."""
+        member = self.take(limits, max_wait)
+        try:
+            yield
+        finally:
+            self.finish(limits, member)
 
     def record(self, key: str, rule: Rule) -> None:
         """Count a call that went out under another name (a Slack DM posted to by user id) under ``key`` too."""

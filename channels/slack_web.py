@@ -96,9 +96,10 @@ class PacedWebClient(WebClient):
                  auth: dict[str, Any] | None = None) -> SlackResponse:
         args = {**(params or {}), **(data or {}), **(json or {})}
         limits = self.limits.of_call(api_method, str(args["channel"]) if args.get("channel") else None)
+        member = None
         if limits:
             try:
-                self.limiter.take(limits, 0.0 if api_method in NO_WAIT else self.limits.max_wait)
+                member = self.limiter.take(limits, 0.0 if api_method in NO_WAIT else self.limits.max_wait)
             except Wait as wait:
                 raise SlackRateLimited(api_method, wait.seconds) from None
         try:
@@ -108,6 +109,9 @@ class PacedWebClient(WebClient):
             if exc.response.status_code == 429 and limits:  # limited anyway (another app's calls?): wait it out
                 self.limiter.hold(limits[-1][0], retry_after(exc) or 1.0)
             raise
+        finally:
+            if member is not None:  # the call counts until Slack answered, when Slack has had it for sure
+                self.limiter.finish(limits, member)
 
     def record_post(self, channel: str) -> None:
         """A post to a user id went to their DM ``channel``: count it against that channel's limit too."""

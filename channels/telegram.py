@@ -187,11 +187,16 @@ class TelegramChannel:
     def _send_part(self, chat: str, text: str, quoted: int | None) -> str:
         async def post() -> str:
             reply = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
+            limits = self._limits(chat)
             async with self.bot() as bot:
-                # The slot is taken with everything ready, so the message leaves right after it.
-                await asyncio.to_thread(self._take_slot, chat)
-                sent = await bot.send_message(chat, text, reply_parameters=reply,
-                                              link_preview_options=LinkPreviewOptions(is_disabled=True))
+                # The slot is taken with everything ready, so the message leaves right after it; it counts
+                # until Telegram answered, when Telegram has it for sure.
+                member = await asyncio.to_thread(self._take_slot, chat, limits)
+                try:
+                    sent = await bot.send_message(chat, text, reply_parameters=reply,
+                                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+                finally:
+                    await asyncio.to_thread(self.limiter.finish, limits, member)
             return f"{sent.chat.id}:{sent.message_id}"
 
         try:
@@ -202,15 +207,17 @@ class TelegramChannel:
         except TelegramError as exc:
             raise failure(exc) from None
 
-    def _take_slot(self, chat: str) -> None:
+    def _limits(self, chat: str) -> list[tuple[str, Rule]]:
+        return [(keys.TELEGRAM_RATE_BOT, self.bot_rule), (keys.telegram_rate_chat(chat), self.chat_rule)]
+
+    def _take_slot(self, chat: str, limits: list[tuple[str, Rule]]) -> str:
         """Wait until both the bot and the chat may send one more message, across every process.
 
         Raises:
             DeliveryFailed: the wait would be longer than ``max_wait``; the engine tries again later.
         """
         try:
-            limits = [(keys.TELEGRAM_RATE_BOT, self.bot_rule), (keys.telegram_rate_chat(chat), self.chat_rule)]
-            self.limiter.take(limits, self.max_wait)
+            return self.limiter.take(limits, self.max_wait)
         except Wait as wait:
             raise DeliveryFailed(f"Telegram send limit: chat {chat} must wait {wait.seconds:.1f}s", permanent=False,
                                  retry_after=wait.seconds) from None
