@@ -134,11 +134,12 @@ class SmtpSessions:
                 try:
                     await client.send_message(mail, sender=sender, recipients=recipients)
                 except Exception as exc:
-                    if lost(exc) or not client.is_connected:
+                    gone = lost(exc) or not client.is_connected
+                    if gone:
                         await self._drop(quit_=False)
-                        if reused and not client.data_began:
-                            continue  # the kept session was gone before the server got anything: once more
-                    raise  # a refusal of this message: the session is still good for the next
+                    if gone and reused and not client.data_began:
+                        continue  # the kept session was gone before the server got anything: once more, anew
+                    raise  # the engine's to retry; a refusal of this one message leaves the session for the next
                 state["sent"] += 1
                 break
             if self.idle <= 0 or state["sent"] >= self.max_messages:
