@@ -73,7 +73,8 @@ def queued(engine) -> int:
 
 
 def snapshot(r):
-    return {k: r.dump(k) for k in sorted(r.keys("*"))}
+    """Every key and value, but the rate limiter's (its keys expire on their own)."""
+    return {k: r.dump(k) for k in sorted(r.keys("*")) if not k.startswith(b"taskbot:slack:rate:")}
 
 
 def subtasks(engine, rid):
