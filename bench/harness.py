@@ -27,20 +27,30 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-def env_for(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKBOT_")}
+def env_for(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The workers' environment: none of this shell's taskbot settings or channel tokens, only ``extra``'s."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TASKBOT_", "SLACK_", "TELEGRAM_"))}
     env.update(TASKBOT_REDIS_URL=url, TASKBOT_SCHEDULER_INTERVAL="0.1", TASKBOT_PUBLIC_URL="http://bench")
+    env.update(extra or {})
     return env
 
 
 @contextmanager
-def workers(url: str, n: int, *, scheduler: bool = False) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``n`` bench worker processes (the first runs the scheduler loop when asked)."""
+def workers(url: str, n: int, *, scheduler: bool = False,
+            env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``n`` bench worker processes (the first runs the scheduler loop when asked), with ``env`` added.
+
+    Their warnings and errors go to ``bench/results/logs/worker-<i>.log`` (the last measurement's).
+    """
     procs = []
+    logs = ROOT / "bench" / "results" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         args = [sys.executable, "-m", "bench.worker"] + (["--scheduler"] if scheduler and i == 0 else [])
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=env_for(url), stdout=subprocess.DEVNULL,  # noqa: S603
-                                      stderr=subprocess.DEVNULL))
+        with (logs / f"worker-{i}.log").open("wb") as log:
+            procs.append(subprocess.Popen(args, cwd=ROOT, env=env_for(url, env),  # noqa: S603
+                                          stdout=subprocess.DEVNULL, stderr=log))
     r = redis.Redis.from_url(url)
     wait(lambda: int(r.scard("rq:workers:taskbot")) >= n, timeout=60)
     try:

@@ -69,6 +69,13 @@ def poll_mailbox() -> None:
     poll(engine())
 
 
+def slack_directory() -> None:
+    """Read Slack's member list again (users.list, every page); queued by the scheduler."""
+    directory = getattr(engine().channels.get("slack"), "directory", None)
+    if directory is not None:
+        directory.refresh()
+
+
 def slack_command(payload: str) -> None:
     """A Slack `/task` (its JSON fields): run it and answer on its response_url."""
     from .slack import run_command

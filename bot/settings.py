@@ -38,11 +38,23 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="TASKBOT_SLACK_API_URL")
+    #: Slack's Web API limits, which the adapter keeps to across all workers: calls a minute per method tier,
+    #: chat.postMessage a second workspace-wide (Slack publishes no figure) and per channel; and how often the
+    #: member list (users.list, email -> user id) is read again in the background (seconds).
+    slack_tier2_rate: float = Field(20, alias="TASKBOT_SLACK_TIER2_RATE", gt=0)
+    slack_tier3_rate: float = Field(50, alias="TASKBOT_SLACK_TIER3_RATE", gt=0)
+    slack_tier4_rate: float = Field(100, alias="TASKBOT_SLACK_TIER4_RATE", gt=0)
+    slack_post_rate: float = Field(5, alias="TASKBOT_SLACK_POST_RATE", gt=0)
+    slack_channel_rate: float = Field(1, alias="TASKBOT_SLACK_CHANNEL_RATE", gt=0)
+    slack_directory_refresh: float = Field(3600, alias="TASKBOT_SLACK_DIRECTORY_REFRESH", gt=0)
     #: Telegram: the channel is on when the bot token is set; updates come to the webhook (checked with the
     #: secret) when TASKBOT_PUBLIC_URL is set, else by long polling (SPEC §9).
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_api_url: str = Field("https://api.telegram.org/bot", alias="TASKBOT_TELEGRAM_API_URL")
+    #: Messages a second the bot sends in all and to one chat (Telegram's flood limits; raised for paid broadcasts).
+    telegram_rate: float = Field(30, alias="TASKBOT_TELEGRAM_RATE", gt=0)
+    telegram_chat_rate: float = Field(1, alias="TASKBOT_TELEGRAM_CHAT_RATE", gt=0)
     #: Email: on when the SMTP host and the From address are set; replies are read over IMAP (SPEC §9).
     smtp_host: str | None = Field(None, alias="TASKBOT_SMTP_HOST")
     smtp_port: int | None = Field(None, alias="TASKBOT_SMTP_PORT")  # default: 465 with TLS, 587 STARTTLS, 25
@@ -50,6 +62,10 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, alias="TASKBOT_SMTP_PASSWORD")
     smtp_starttls: bool | None = Field(None, alias="TASKBOT_SMTP_STARTTLS")  # unset: when the server offers it
     smtp_tls: bool = Field(False, alias="TASKBOT_SMTP_TLS")  # implicit TLS (port 465)
+    #: A worker keeps its SMTP session open this many idle seconds for the next message (0: one per message),
+    #: and opens a new one after this many messages.
+    smtp_idle: float = Field(10, alias="TASKBOT_SMTP_IDLE", ge=0)
+    smtp_session_messages: int = Field(100, alias="TASKBOT_SMTP_SESSION_MESSAGES", ge=1)
     email_from: str | None = Field(None, alias="TASKBOT_EMAIL_FROM")
     imap_host: str | None = Field(None, alias="TASKBOT_IMAP_HOST")
     imap_port: int | None = Field(None, alias="TASKBOT_IMAP_PORT")  # default: 993 with SSL, else 143

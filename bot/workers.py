@@ -10,7 +10,8 @@ engine's due work. Each ``interval`` a pass:
 - starts runs of cron schedules that are due;
 - queues webhook deliveries;
 - re-drives work whose lease expired (its worker died);
-- queues the email poll (IMAP) every ``TASKBOT_IMAP_POLL`` seconds.
+- queues the email poll (IMAP) every ``TASKBOT_IMAP_POLL`` seconds;
+- queues a new reading of Slack's member list every ``TASKBOT_SLACK_DIRECTORY_REFRESH`` seconds.
 
 Both ride out a Redis restart: the scheduler loop waits with backoff while Redis is away, and
 the worker is supervised (:func:`supervise`): when RQ's loop ends on a lost connection, a fresh
@@ -65,6 +66,7 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
         self.engine.events.flush()
         self.engine.sweep()
         schedule_poll(self.engine)
+        schedule_slack_directory(self.engine)
         return []
 
     def one_pass(self) -> bool:
@@ -76,6 +78,15 @@ class TaskbotScheduler(Scheduler):  # type: ignore[misc]
             return True
         finally:
             self.remove_lock()
+
+
+def schedule_slack_directory(engine: Engine) -> bool:
+    """Queue the member-list refresh when it is due (only with Slack on; the adapter keeps the due time)."""
+    directory = getattr(engine.channels.get("slack"), "directory", None)
+    if directory is None or not directory.due():
+        return False
+    engine.jobs.enqueue("slack_directory")
+    return True
 
 
 def scheduler_loop(engine: Engine, interval: float, stop: threading.Event) -> None:

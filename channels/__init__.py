@@ -25,7 +25,7 @@ def _slack(settings: Any) -> Channel | None:
         return None
     from .slack import SlackChannel
 
-    return SlackChannel.from_settings(token, settings.slack_api_url, settings.redis_url)
+    return SlackChannel.from_settings(token, settings)
 
 
 def _telegram(settings: Any) -> Channel | None:
@@ -35,8 +35,7 @@ def _telegram(settings: Any) -> Channel | None:
         return None
     from .telegram import TelegramChannel
 
-    return TelegramChannel.from_settings(token, settings.telegram_api_url, settings.redis_url,
-                                         settings.lease_seconds)
+    return TelegramChannel.from_settings(token, settings)
 
 
 def _email(settings: Any) -> Channel | None:

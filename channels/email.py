@@ -4,19 +4,17 @@ Every message gets its own ``Message-ID``, returned as ``Delivery.ref``; chases 
 ``In-Reply-To``/``References`` set to the opening's, so mail clients show one thread, and their
 ``Reply-To`` is a plus-address of ``TASKBOT_EMAIL_FROM`` carrying the sub-task's token
 (``tasks+<token>@example.com``), so a reply names its sub-task whatever the client does with
-threading headers. Fetching mail (IMAP polling) lives in ``bot.mailbox``; reading a
+threading headers. Mail goes out over an SMTP session each process keeps open for the next
+message (:mod:`.smtp`). Fetching mail (IMAP polling) lives in ``bot.mailbox``; reading a
 received message in :mod:`.email_parse`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
 import weakref
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -35,6 +33,9 @@ from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 from .email_parse import Ours, parse
 from .markdown import html as markdown_html
+from .smtp import SmtpConfig, SmtpSessions
+
+__all__ = ["EmailChannel", "MailboxConfig", "SmtpConfig", "failure"]
 
 log = logging.getLogger("taskbot.email")
 
@@ -58,17 +59,6 @@ def key(kind: str, ident: str) -> str:
 
 
 @dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int | None = None  # aiosmtplib's default: 465 with TLS, 587 with STARTTLS, else 25
-    user: str | None = None
-    password: str | None = None
-    starttls: bool | None = None  # None: upgrade when the server offers it
-    tls: bool = False  # implicit TLS from the first byte (port 465)
-    timeout: float = 30.0
-
-
-@dataclass(frozen=True)
 class MailboxConfig:
     """Where replies are read from (IMAP) and where their attachments are kept."""
 
@@ -87,7 +77,8 @@ class EmailChannel:
 
     name = "email"
 
-    def __init__(self, smtp: SmtpConfig, sender: str, r: redis.Redis, mailbox: MailboxConfig | None = None) -> None:
+    def __init__(self, smtp: SmtpConfig, sender: str, r: redis.Redis, mailbox: MailboxConfig | None = None, *,
+                 idle: float = 10.0, session_messages: int = 100) -> None:
         display, address = parseaddr(sender)
         if "@" not in address:
             raise ValueError(f"TASKBOT_EMAIL_FROM is not an email address: {sender!r}")
@@ -98,6 +89,7 @@ class EmailChannel:
         self.ours = Ours(local=local.split("+", 1)[0], domain=self.domain.lower())
         self.r = r
         self.mailbox = mailbox
+        self.sessions = SmtpSessions(smtp, idle=idle, max_messages=session_messages)
 
     @classmethod
     def from_settings(cls, settings: Any) -> EmailChannel:
@@ -113,7 +105,8 @@ class EmailChannel:
             mailbox = MailboxConfig(settings.imap_host, settings.imap_port, user, password, settings.imap_ssl,
                                     settings.imap_poll, Path(settings.data_dir).expanduser() / "attachments")
         r = redis.Redis.from_url(settings.redis_url)
-        channel = cls(smtp, settings.email_from, r, mailbox)
+        channel = cls(smtp, settings.email_from, r, mailbox, idle=settings.smtp_idle,
+                      session_messages=settings.smtp_session_messages)
         weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
         return channel
 
@@ -170,7 +163,7 @@ class EmailChannel:
             raise DeliveryFailed(f"{message.address.id} is a robot; it gets no automatic answer", permanent=True)
         mail = self.build(message)
         try:
-            run(self._deliver(mail, message.address.id))
+            self.sessions.send(mail, self.address, [message.address.id])
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise failure(exc, message.address.id) from None
         ref = str(mail["Message-ID"])
@@ -180,19 +173,6 @@ class EmailChannel:
             except redis.RedisError as exc:  # sent is sent; follow-ups then say "Re: your task"
                 log.warning("could not keep the subject of %s: %s", ref, exc)
         return Delivery(ref=ref)
-
-    async def _deliver(self, mail: EmailMessage, recipient: str) -> None:
-        client = aiosmtplib.SMTP(hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.user or None,
-                                 password=self.smtp.password or None, use_tls=self.smtp.tls,
-                                 start_tls=False if self.smtp.tls else self.smtp.starttls, timeout=self.smtp.timeout)
-        async with client:
-            protocol = client.protocol
-            await client.send_message(mail, sender=self.address, recipients=[recipient])
-        # A TLS connection finishes closing after QUIT returned: let it, so its socket is not left to the GC.
-        for _ in range(100):
-            if protocol is None or protocol.transport is None:
-                break
-            await asyncio.sleep(0.01)
 
     # -- in -------------------------------------------------------------------------
     def inbound(self, raw: bytes) -> Inbound | None:
@@ -221,16 +201,6 @@ def failure(exc: BaseException, recipient: str) -> DeliveryFailed:
         log.error("the mail server refuses taskbot's login or sender (check TASKBOT_SMTP_*): %s", exc)
         return DeliveryFailed(f"mail server refused taskbot: {exc}", permanent=False)
     return DeliveryFailed(f"mail server unavailable: {exc}", permanent=False)
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coro`` to completion from sync code, even on a thread whose event loop is running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def to_html(text: str, footer: str | None) -> str:

@@ -1,7 +1,11 @@
 """The Slack channel: DMs through the Web API, and Slack message events turned into ``Inbound``.
 
 A sub-task's opening is a DM that starts a thread; its ``Delivery.ref`` is ``{dm channel}:{ts}``
-of that root message, so chases and replies go under it and a reply in it routes back.
+of that root message, so chases and replies go under it and a reply in it routes back. The first
+message to someone is posted with their user id as ``channel``, which Slack delivers to the bot's
+DM with them (the app's Messages tab) and answers with that DM's id, kept for the next ones: no
+``conversations.open`` (a Tier 3 call) per person. People are found by email in the workspace's
+member list (:mod:`.slack_directory`), and every call keeps to Slack's rate limits (:mod:`.slack_web`).
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ import weakref
 from typing import Any
 
 import redis
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from engine.keys import PREFIX
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 from .markdown import slack_messages
+from .ratelimit import Limiter
+from .slack_directory import Directory, NotReady
+from .slack_web import PacedWebClient, SlackLimits, SlackRateLimited, key
 
 log = logging.getLogger("taskbot.slack")
 
@@ -33,15 +38,10 @@ NOT_FOUND = frozenset({"users_not_found", "user_not_found", "account_inactive"})
 MAX_WAIT = 10
 LOOKUP_TTL = 24 * 3600
 NOT_FOUND_TTL = 3600
+DM_TTL = 30 * 86400
 #: Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
 PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 LINK = re.compile(r"<(?:mailto:)?([^<>|]+)\|([^<>]*)>|<(?:mailto:)?([^<>|@#!][^<>|]*)>")
-
-
-def key(kind: str, ident: str) -> str:
-    """Adapter caches: ``slack:user:{email}`` -> user id ('' = not in Slack), ``slack:dm:{user}`` -> DM channel,
-    ``slack:info:{user}`` -> users.info JSON."""
-    return f"{PREFIX}slack:{kind}:{ident}"
 
 
 def to_slack(text: str) -> str:
@@ -54,8 +54,10 @@ def from_slack(text: str) -> str:
     return html.unescape(LINK.sub(lambda m: m.group(2) or m.group(3) or m.group(1), text))
 
 
-def failure(exc: SlackApiError) -> DeliveryFailed:
+def failure(exc: SlackApiError | SlackRateLimited) -> DeliveryFailed:
     """Permanent for errors about the person (they cannot be DMed); anything else is worth retrying."""
+    if isinstance(exc, SlackRateLimited):  # our own pacing: no slot soon enough
+        return DeliveryFailed(f"Slack rate limit: {exc}", permanent=False, retry_after=exc.retry_after)
     status = exc.response.status_code
     if status == 429:
         wait = exc.response.headers.get("Retry-After", "?")
@@ -81,16 +83,18 @@ class SlackChannel:
 
     name = "slack"
 
-    def __init__(self, client: WebClient, r: redis.Redis) -> None:
+    def __init__(self, client: PacedWebClient, r: redis.Redis, *, directory_refresh: float = 3600.0) -> None:
         self.client = client
         self.r = r
+        self.directory = Directory(client, r, refresh=directory_refresh, max_wait=client.limits.max_wait)
 
     @classmethod
-    def from_settings(cls, token: str, api_url: str, redis_url: str) -> SlackChannel:
+    def from_settings(cls, token: str, settings: Any) -> SlackChannel:
         handlers = [ConnectionErrorRetryHandler(max_retry_count=2), ShortRateLimitRetry(max_retry_count=2)]
-        client = WebClient(token=token, base_url=api_url, timeout=15, retry_handlers=handlers)
-        r = redis.Redis.from_url(redis_url)
-        channel = cls(client, r)
+        r = redis.Redis.from_url(settings.redis_url)
+        client = PacedWebClient(token=token, base_url=settings.slack_api_url, timeout=15, retry_handlers=handlers,
+                                limiter=Limiter(r), limits=SlackLimits.from_settings(settings))
+        channel = cls(client, r, directory_refresh=settings.slack_directory_refresh)
         weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
         return channel
 
@@ -100,16 +104,25 @@ class SlackChannel:
         return self.user_by_email(contact.email) if contact.email else None
 
     def user_by_email(self, email: str) -> str | None:
-        """``users.lookupByEmail``, cached (a miss too, so fallback does not ask Slack each time).
+        """The member list's user id for ``email``; else ``users.lookupByEmail``, cached (a miss too, so
+        fallback does not ask Slack each time).
 
         Raises:
             DeliveryFailed: Slack did not answer (rate limit, network); the caller retries later.
         """
+        try:
+            listed = self.directory.user_id(email)
+        except NotReady as exc:
+            raise DeliveryFailed(f"Slack: {exc}", permanent=False, retry_after=exc.retry_after) from None
+        if listed:
+            return listed
         cached = self.r.get(key("user", email))
         if cached is not None:
             return cached.decode() or None
         try:
             uid = str(self.client.users_lookupByEmail(email=email)["user"]["id"])
+        except SlackRateLimited as exc:
+            raise failure(exc) from None
         except SlackApiError as exc:
             if exc.response.status_code == 429 or exc.response.status_code >= 500:
                 raise failure(exc) from None
@@ -138,13 +151,30 @@ class SlackChannel:
     def send(self, message: Outbound) -> Delivery:
         if message.kind == "report":
             return self._report(message)
+        user = message.address.id
         if message.thread and ":" in message.thread:
             channel, thread_ts = message.thread.split(":", 1)
         else:
-            channel, thread_ts = self._dm(message.address.id), None
-        posted = self._call("chat_postMessage", channel=channel, text=to_slack(message.text), thread_ts=thread_ts,
-                            unfurl_links=False, unfurl_media=False)
-        return Delivery(ref=f"{posted['channel']}:{thread_ts or posted['ts']}")
+            cached = self.r.get(key("dm", user))
+            channel, thread_ts = (cached.decode() if cached else user), None
+        post = {"text": to_slack(message.text), "thread_ts": thread_ts, "unfurl_links": False, "unfurl_media": False}
+        try:
+            posted = self.client.chat_postMessage(channel=channel, **post)
+        except SlackApiError as exc:
+            if channel != user or exc.response.get("error") != "channel_not_found":
+                raise failure(exc) from None
+            # Slack did not take the user id as a channel: open the DM the old way (user_not_found is theirs)
+            channel = str(self._call("conversations_open", users=user)["channel"]["id"])
+            posted = self._call("chat_postMessage", channel=channel, **post)
+        except SlackRateLimited as exc:
+            raise failure(exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryFailed(f"Slack unreachable: {exc}", permanent=False) from None
+        dm = str(posted["channel"])
+        if dm != channel:  # posted by user id: the DM is known from now on, and this post counts against it
+            self.r.set(key("dm", user), dm, ex=DM_TTL)
+            self.client.record_post(dm)
+        return Delivery(ref=f"{dm}:{thread_ts or posted['ts']}")
 
     def _report(self, message: Outbound) -> Delivery:
         """A deliverable to a channel (``#name`` or an id) as Block Kit; more than one table or block limit's
@@ -159,19 +189,11 @@ class SlackChannel:
                        unfurl_links=False, unfurl_media=False)
         return Delivery(ref=f"{channel}:{ts}")
 
-    def _dm(self, user_id: str) -> str:
-        cached = self.r.get(key("dm", user_id))
-        if cached is not None:
-            return str(cached.decode())
-        channel = str(self._call("conversations_open", users=user_id)["channel"]["id"])
-        self.r.set(key("dm", user_id), channel, ex=30 * 86400)
-        return channel
-
     def _call(self, method: str, **kwargs: Any) -> Any:
         """One Web API call; Slack's refusals and network faults become :class:`DeliveryFailed`."""
         try:
             return getattr(self.client, method)(**kwargs)
-        except SlackApiError as exc:
+        except (SlackApiError, SlackRateLimited) as exc:
             raise failure(exc) from None
         except (SlackClientError, OSError) as exc:
             raise DeliveryFailed(f"Slack unreachable: {exc}", permanent=False) from None

@@ -4,8 +4,10 @@ A message's ``Delivery.ref`` is ``{chat id}:{message id}``, the form ``inbound``
 ``reply_to``, so a reply to any message the bot sent routes to that message's sub-task. A text
 over Telegram's 4,096-character limit goes out in parts; its ref is the *last* part's, the one
 that ends with the question. Every send first takes a slot from a limiter in Redis that all
-processes share: 36 ms between two messages of the bot and 1.25 s between two to one chat,
-under Telegram's flood limits (about 30 a second, 1 a second per chat).
+processes share (:mod:`.ratelimit`): at most ``TASKBOT_TELEGRAM_RATE`` messages of the bot in any
+second (default 30, Telegram's flood limit for a bot; it raises it for paid broadcasts) and
+``TASKBOT_TELEGRAM_CHAT_RATE`` to one chat (default 1). A send that would wait longer than
+``max_wait`` is deferred instead (``DeliveryFailed.retry_after``), so no job sits out a long wait.
 
 The engine is synchronous; the Bot API calls are async, so each send runs them on its own
 short-lived event loop (``asyncio.run``) and closes the HTTP client before returning.
@@ -17,8 +19,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
-import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
@@ -35,29 +35,14 @@ from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
 
 from .markdown import plain_text
+from .ratelimit import Limiter, Rule, Wait
 
 log = logging.getLogger("taskbot.telegram")
 
 T = TypeVar("T")
 MAX_LENGTH = 4096
-#: 36 ms between two sends of the bot (under 28 a second) and 1.25 s between two to one chat: Telegram
-#: allows about 30 a second and 1 a second per chat; the margin absorbs the network's jitter.
-BOT_GAP_MS = 36
-CHAT_GAP_MS = 1250
 PARTS_TTL = 86400
 COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
-
-#: Take a send slot: 0 when taken, else the milliseconds to wait. Each limit is a minimum gap between two
-#: sends, kept as a key that expires when the gap is over: evenly spaced sends, never a burst.
-LIMIT = """
-local chat_wait = redis.call('PTTL', KEYS[2])
-if chat_wait > 0 then return chat_wait end
-local bot_wait = redis.call('PTTL', KEYS[1])
-if bot_wait > 0 then return bot_wait end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-return 0
-"""
 
 
 def utf16_units(char: str) -> int:
@@ -118,23 +103,29 @@ class TelegramChannel:
         api_url: python-telegram-bot's ``base_url`` (TASKBOT_TELEGRAM_API_URL).
         r: Redis, shared by every process, for the send limiter.
         max_wait: the longest a send waits for a slot; beyond it the send is deferred (DeliveryFailed).
+        rate: messages a second the bot may send in all (TASKBOT_TELEGRAM_RATE).
+        chat_rate: messages a second to one chat (TASKBOT_TELEGRAM_CHAT_RATE).
     """
 
     name = "telegram"
 
-    def __init__(self, token: str, api_url: str, r: redis.Redis, *, max_wait: float = 10.0) -> None:
+    def __init__(self, token: str, api_url: str, r: redis.Redis, *, max_wait: float = 10.0, rate: float = 30.0,
+                 chat_rate: float = 1.0) -> None:
         self.token = token
         self.api_url = api_url
         self.r = r
         self.max_wait = max_wait
-        self._limit = r.register_script(LIMIT)
+        self.limiter = Limiter(r)
+        self.bot_rule = Rule.rate(rate)
+        self.chat_rule = Rule.rate(chat_rate)
         self._ssl = httpx.create_ssl_context()  # httpx's own default, made once: it costs ~20 ms
 
     @classmethod
-    def from_settings(cls, token: str, api_url: str, redis_url: str, lease_seconds: float = 60.0) -> TelegramChannel:
-        r = redis.Redis.from_url(redis_url)
+    def from_settings(cls, token: str, settings: Any) -> TelegramChannel:
+        r = redis.Redis.from_url(settings.redis_url)
         # A send must not wait so long that its claim (a lease long) runs out under it.
-        channel = cls(token, api_url, r, max_wait=min(10.0, lease_seconds / 2))
+        channel = cls(token, settings.telegram_api_url, r, max_wait=min(10.0, settings.lease_seconds / 2),
+                      rate=settings.telegram_rate, chat_rate=settings.telegram_chat_rate)
         # Its own connections close with it: left to the garbage collector, a socket may go first (ResourceWarning).
         weakref.finalize(channel, r.close)
         return channel
@@ -198,38 +189,40 @@ class TelegramChannel:
     def _send_part(self, chat: str, text: str, quoted: int | None) -> str:
         async def post() -> str:
             reply = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
+            limits = self._limits(chat)
             async with self.bot() as bot:
-                # The slot is taken with everything ready, so the message leaves right after it.
-                await asyncio.to_thread(self._take_slot, chat)
-                sent = await bot.send_message(chat, text, reply_parameters=reply,
-                                              link_preview_options=LinkPreviewOptions(is_disabled=True))
+                # The slot is taken with everything ready, so the message leaves right after it; it counts
+                # until Telegram answered, when Telegram has it for sure.
+                member = await asyncio.to_thread(self._take_slot, chat, limits)
+                try:
+                    sent = await bot.send_message(chat, text, reply_parameters=reply,
+                                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+                finally:
+                    await asyncio.to_thread(self.limiter.finish, limits, member)
             return f"{sent.chat.id}:{sent.message_id}"
 
         try:
             return self.call(post())
         except RetryAfter as exc:  # no one sends to this chat until Telegram allows it again
-            self.r.set(keys.telegram_rate_chat(chat), "1", px=max(1, int(retry_seconds(exc) * 1000)))
+            self.limiter.hold(keys.telegram_rate_chat(chat), retry_seconds(exc))
             raise failure(exc) from None
         except TelegramError as exc:
             raise failure(exc) from None
 
-    def _take_slot(self, chat: str) -> None:
+    def _limits(self, chat: str) -> list[tuple[str, Rule]]:
+        return [(keys.TELEGRAM_RATE_BOT, self.bot_rule), (keys.telegram_rate_chat(chat), self.chat_rule)]
+
+    def _take_slot(self, chat: str, limits: list[tuple[str, Rule]]) -> str:
         """Wait until both the bot and the chat may send one more message, across every process.
 
         Raises:
             DeliveryFailed: the wait would be longer than ``max_wait``; the engine tries again later.
         """
-        deadline = time.monotonic() + self.max_wait
-        while True:
-            wait_ms = int(self._limit(keys=[keys.TELEGRAM_RATE_BOT, keys.telegram_rate_chat(chat)],
-                                      args=[BOT_GAP_MS, CHAT_GAP_MS]))
-            if wait_ms <= 0:
-                return
-            wait = wait_ms / 1000
-            if time.monotonic() + wait > deadline:
-                raise DeliveryFailed(f"Telegram send limit: chat {chat} must wait {wait:.1f}s", permanent=False,
-                                     retry_after=wait)
-            time.sleep(wait + secrets.randbelow(10) / 1000)  # a little jitter so waiters do not move in step
+        try:
+            return self.limiter.take(limits, self.max_wait)
+        except Wait as wait:
+            raise DeliveryFailed(f"Telegram send limit: chat {chat} must wait {wait.seconds:.1f}s", permanent=False,
+                                 retry_after=wait.seconds) from None
 
     # -- receiving --------------------------------------------------------------------------------------
     @staticmethod

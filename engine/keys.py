@@ -9,10 +9,15 @@ Layout (all under ``taskbot:``)::
     contacts:slack            hash   Slack user id -> contact id
     contacts:telegram         hash   Telegram chat id -> contact id
     slack:{user|dm|info}:{id} string Slack adapter caches (lookupByEmail, DM channel, users.info; TTL)
+    slack:rate:{method}       zset   times of a Web API method's recent calls (the adapter's limiter); `…:hold` while
+                                     Slack's Retry-After lasts; `slack:rate:post:{channel}` per DM
+    slack:directory:emails    hash   lower-case email -> Slack user id, the last complete users.list (TTL)
+    slack:directory:{ready|staging|cursor|lock|due}  the member list's state: when it was read, the listing
+                                     in progress and its cursor, who lists, when the next refresh is queued
     telegram:link:{token}     string a deep-link token (`/start <token>`) -> contact id; TTL 7 days, taken once
     telegram:update:{id}      string a Telegram update_id already taken as a command (/start, /task); TTL
-    telegram:rate:bot         string exists while the bot must wait before its next send (the adapter's limiter)
-    telegram:rate:chat:{id}   string exists while that chat must wait before its next message (limiter)
+    telegram:rate:bot         zset   times of the bot's sends in the last second (the adapter's sliding-window limiter)
+    telegram:rate:chat:{id}   zset   the same for one chat; `…:hold` (string, TTL) while Telegram's retry_after lasts
     telegram:parts:{key}      hash   part number -> ref of a long message's parts already sent (TTL)
     email:subject:{msgid}     string subject of an opening email, by its Message-ID (chases say Re: to it; TTL)
     email:poll:due            string exists until the next IMAP poll may be queued (TASKBOT_IMAP_POLL)

@@ -1,16 +1,20 @@
 """Real mail servers for tests: an aiosmtpd SMTP server that records, and a private Dovecot IMAP server.
 
-``SmtpServer`` listens on a free port of 127.0.0.1, keeps every message it accepted, can refuse
-chosen recipients (``550``), require a login, speak STARTTLS or implicit TLS, and be stopped
-and started again on the same port (an outage). ``Dovecot`` runs Debian's ``dovecot`` as an
-unprivileged-port instance whose configuration, passwords, Maildir and log live in a temporary
-folder; mail is put into its INBOX with IMAP APPEND, as a delivery agent would.
+``SmtpServer`` listens on a free port of 127.0.0.1, keeps every message it accepted (with the
+client connection it came over), can refuse chosen recipients (``550``), require a login, speak
+STARTTLS or implicit TLS, hang up on a session after some messages (as servers do), and be
+stopped, closing its sessions, and started again on the same port (an outage). ``Dovecot`` runs
+Debian's ``dovecot`` as an unprivileged-port instance whose configuration, passwords, Maildir and
+log live in a temporary folder; mail is put into its INBOX with IMAP APPEND, as a delivery agent
+would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import grp
+import itertools
 import os
 import pwd
 import shutil
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from imapclient import IMAPClient
 
 
@@ -56,6 +60,36 @@ class Received:
     rcpt_tos: list[str]
     message: EmailMessage
     raw: bytes
+    session: int = 0  # which SMTP session (client connection) it came over, numbered from 1
+    at: float = 0.0  # when it was accepted (time.time())
+
+
+SESSION_NUMBERS = itertools.count(1)
+
+
+class TrackingController(Controller):
+    """aiosmtpd's controller, which closes its open sessions when stopped (as a server going down does)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        server = super().factory()
+        server.number = next(SESSION_NUMBERS)  # type: ignore[attr-defined]
+        self.sessions.append(server)
+        return server
+
+    def stop(self, no_assert: bool = False) -> None:
+        async def hang_up() -> None:
+            for server in self.sessions:
+                if server.transport is not None and not server.transport.is_closing():
+                    server.transport.close()
+            await asyncio.sleep(0.05)  # the closes go out
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(hang_up(), self.loop).result(5)
+        super().stop(no_assert)
 
 
 @dataclass
@@ -69,10 +103,14 @@ class SmtpServer:
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> SMTP reply, e.g. "550 5.1.1 no such user"
     messages: list[Received] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    hang_up_after: int | None = None  # messages a session may carry; the next MAIL FROM finds it closed
+    stop_after: int | None = None  # messages accepted in all, then the server stops once (an outage mid-batch)
     _controller: Controller | None = None
+    _going_down: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> SmtpServer:
+        self._going_down = False
         kwargs: dict[str, Any] = {}
         if self.users:
             # AUTH offered (and recorded in ``logins``), not required: aiosmtpd warns about AUTH required without TLS
@@ -82,7 +120,7 @@ class SmtpServer:
             kwargs["ssl_context"] = self.tls
         elif self.tls is not None:
             kwargs.update(tls_context=self.tls, require_starttls=True)
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **kwargs)
+        self._controller = TrackingController(self, hostname="127.0.0.1", port=self.port, **kwargs)
         self._controller.start()
         return self
 
@@ -94,6 +132,12 @@ class SmtpServer:
     @property
     def running(self) -> bool:
         return self._controller is not None
+
+    @property
+    def sessions_used(self) -> int:
+        """How many SMTP sessions the accepted messages came over."""
+        with self._lock:
+            return len({m.session for m in self.messages})
 
     def to(self, address: str) -> list[EmailMessage]:
         with self._lock:
@@ -108,6 +152,21 @@ class SmtpServer:
         return AuthResult(success=False, handled=False)
 
     # aiosmtpd handler hooks
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          mail_options: list[str]) -> str:
+        with self._lock:
+            carried = sum(1 for m in self.messages if m.session == server.number)
+            if self.stop_after is not None and len(self.messages) >= self.stop_after and not self._going_down:
+                self._going_down = True  # from here on no message is taken; stopping joins this loop: a thread
+                self.stop_after = None
+                threading.Thread(target=self.stop, name="smtp-outage").start()
+        if self._going_down or (self.hang_up_after is not None and carried >= self.hang_up_after):
+            server.transport.close()  # no answer: the connection just ends, as when a server drops it
+            return "421 4.4.2 closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
                           rcpt_options: list[str]) -> str:
         refusal = self.refuse.get(address.lower())
@@ -120,7 +179,9 @@ class SmtpServer:
         raw = bytes(envelope.original_content or envelope.content)
         message = BytesParser(policy=policy.default).parsebytes(raw)
         with self._lock:
-            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, raw))  # type: ignore[arg-type]
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, raw,  # type: ignore[arg-type]
+                                          server.number, time.time()))
+
         return "250 Message accepted for delivery"
 
 

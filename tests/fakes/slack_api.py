@@ -2,20 +2,27 @@
 
 ``FakeSlack`` answers the Web API methods taskbot uses with Slack's JSON shapes, records every
 call (and every POST to a ``response_url``), and can be told to fail the next call of a method
-(an error, or a 429 with ``Retry-After``). ``SlackSender`` posts to the app what Slack would:
-events, slash commands and modal submissions, signed with the signing secret.
+(an error, or a 429 with ``Retry-After``). Like Slack, it rate-limits: each method to its tier's
+calls in any minute (Tier 2: 20, Tier 3: 50, Tier 4: 100), ``chat.postMessage`` to ``channel_rate``
+a second per channel (1) and ``post_rate`` a second in all (the workspace's limit, 5 unless set),
+answering HTTP 429 with ``Retry-After`` beyond them and counting those (``limited``).
+``users.list`` pages with ``limit`` and ``cursor``. ``SlackSender`` posts to the app what Slack
+would: events, slash commands and modal submissions, signed with the signing secret.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import math
 import queue
 import threading
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,6 +35,9 @@ from tests.fakes import serve, shut
 BOT_USER = "U_BOT"
 BOT_ID = "B_BOT"
 TEAM = "T_TEST"
+#: Each method's tier, from its "Rate limits" fact in Slack's reference (the fake's own table, not taskbot's).
+TIERS = {"users.list": 2, "users.lookupByEmail": 3, "conversations.open": 3, "chat.update": 3, "users.info": 4,
+         "views.open": 4, "views.update": 4, "views.push": 4, "chat.postEphemeral": 4}
 
 
 @dataclass
@@ -49,18 +59,24 @@ class Scripted:
 class FakeSlack:
     token: str = "xoxb-test-token"
     app_token: str = "xapp-test-token"
+    #: Slack's limits: calls a minute per tier; chat.postMessage a second in the workspace and per channel.
+    tiers: dict[int, float] = field(default_factory=lambda: {2: 20, 3: 50, 4: 100})
+    post_rate: float = 5
+    channel_rate: float = 1
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: public channels by name (without '#') -> id; a post may name a channel by either
     channels: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    limited: int = 0
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _script: dict[str, list[Scripted]] = field(default_factory=dict)
+    _script: dict[str, list[Scripted | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))
     _server: ThreadingHTTPServer | None = None
     _socket: Any = None
     _outbox: queue.Queue[str] = field(default_factory=queue.Queue)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _windows: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> FakeSlack:
@@ -132,9 +148,10 @@ class FakeSlack:
         self.channels[name] = channel_id
 
     def fail_next(self, method: str, *, error: str | None = None, status: int = 200,
-                  retry_after: int | None = None, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` fail: ``error`` (ok: false) or HTTP ``status``."""
-        self._script.setdefault(method, []).extend([Scripted(status, error, retry_after)] * times)
+                  retry_after: int | None = None, times: int = 1, after: int = 0) -> None:
+        """Make the next ``times`` calls of ``method`` fail (once ``after`` more have gone through): ``error``
+        (ok: false) or HTTP ``status``."""
+        self._script.setdefault(method, []).extend([None] * after + [Scripted(status, error, retry_after)] * times)
 
     # -- what was received ----------------------------------------------------------------------
     def calls_to(self, method: str) -> list[Call]:
@@ -178,7 +195,38 @@ class FakeSlack:
             headers = {"Retry-After": str(step.retry_after)} if step.retry_after is not None else {}
             body = {"ok": False, "error": step.error or ("ratelimited" if step.status == 429 else "internal_error")}
             return self._send(request, step.status, body, headers=headers)
+        wait = self._rate_limit(method, args, call.at)
+        if wait > 0:
+            call.status = 429
+            return self._send(request, 429, {"ok": False, "error": "ratelimited"},
+                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
         self._send(request, 200, self._answer(method, args))
+
+    def _rate_limit(self, method: str, a: dict[str, Any], now: float) -> float:
+        """0 when the call is within Slack's limits (it is counted), else the seconds until it would be."""
+        windows: list[tuple[str, int, float]] = []
+        if method == "chat.postMessage":
+            channel = str(a.get("channel", ""))
+            channel = f"D{channel}" if channel in self.users else channel
+            for name, rate in ((method, self.post_rate), (f"{method}:{channel}", self.channel_rate)):
+                limit = max(1, math.floor(rate))
+                windows.append((name, limit, limit / rate))
+        elif method in TIERS:
+            windows.append((method, max(1, int(self.tiers[TIERS[method]])), 60.0))
+        with self._lock:
+            wait = 0.0
+            for name, limit, window in windows:
+                times = self._windows[name]
+                while times and times[0] <= now - window:
+                    times.popleft()
+                if len(times) >= limit:
+                    wait = max(wait, times[len(times) - limit] + window - now)
+            if wait > 0:
+                self.limited += 1
+                return wait
+            for name, _, _ in windows:
+                self._windows[name].append(now)
+        return 0.0
 
     def _answer(self, method: str, a: dict[str, Any]) -> dict[str, Any]:
         ok: dict[str, Any] = {"ok": True}
@@ -209,6 +257,8 @@ class FakeSlack:
         if method == "users.lookupByEmail":
             found = [u for u in self.users.values() if u["profile"].get("email") == a.get("email")]
             return {**ok, "user": found[0]} if found else {"ok": False, "error": "users_not_found"}
+        if method == "users.list":
+            return self._users_page(a)
         if method == "users.info":
             user = self.users.get(str(a.get("user")))
             return {**ok, "user": user} if user else {"ok": False, "error": "user_not_found"}
@@ -216,6 +266,24 @@ class FakeSlack:
             view = json.loads(a["view"]) if isinstance(a.get("view"), str) else a.get("view")
             return {**ok, "view": {**(view or {}), "id": "V_TEST", "state": {"values": {}}}}
         return {"ok": False, "error": "unknown_method"}
+
+    def _users_page(self, a: dict[str, Any]) -> dict[str, Any]:
+        """One page of the members, by id: ``limit`` of them from the one ``cursor`` names."""
+        members = sorted(self.users.values(), key=lambda u: u["id"])
+        start = 0
+        if a.get("cursor"):
+            try:
+                after = base64.b64decode(str(a["cursor"])).decode().removeprefix("user:")
+            except ValueError:
+                return {"ok": False, "error": "invalid_cursor"}
+            start = next((i for i, u in enumerate(members) if u["id"] == after), -1)
+            if start < 0:
+                return {"ok": False, "error": "invalid_cursor"}
+        limit = int(a.get("limit") or 0) or len(members)
+        page = members[start:start + limit]
+        rest = members[start + limit:]
+        cursor = base64.b64encode(f"user:{rest[0]['id']}".encode()).decode() if rest else ""
+        return {"ok": True, "members": page, "cache_ts": int(time.time()), "response_metadata": {"next_cursor": cursor}}
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, body: Any, *, headers: dict[str, str] | None = None,

@@ -3,17 +3,21 @@
 ``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
 ``setWebhook``, ``deleteWebhook``, ``getUpdates``) with the Bot API's JSON shapes at
 ``/bot<token>/<method>``, reads form-encoded (python-telegram-bot's way) and JSON bodies, and
-records every call with the time it arrived. A test can make it refuse one chat (403, as when
-the person blocked the bot) or rate-limit it (429 with ``parameters.retry_after``), and can queue
-updates for ``getUpdates`` (long polling). ``TelegramSender`` posts updates to the app's webhook.
+records every call with the time it arrived. Like Telegram, it answers ``sendMessage`` with a 429
+and ``parameters.retry_after`` past its flood limits: more than ``rate`` messages in any second
+(30) or ``chat_rate`` to one chat (1); it counts those refusals (``flood_refusals``). A test can
+also make it refuse one chat (403, as when the person blocked the bot) or rate-limit it, and can
+queue updates for ``getUpdates`` (long polling). ``TelegramSender`` posts updates to the app's webhook.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,7 +51,11 @@ class Refusal:
 @dataclass
 class FakeTelegram:
     token: str = "123456:TEST-token"
+    #: Telegram's flood limits: messages of the bot in any second, and to one chat in any second.
+    rate: float = 30
+    chat_rate: float = 1
     calls: list[Call] = field(default_factory=list)
+    flood_refusals: int = 0
     webhook: dict[str, Any] = field(default_factory=dict)
     #: set to a description to make setWebhook answer 400 with it (Telegram wants an HTTPS URL, ...)
     webhook_refusal: str | None = None
@@ -57,6 +65,8 @@ class FakeTelegram:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _sent_at: deque[float] = field(default_factory=deque)
+    _chat_sent_at: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _server: ThreadingHTTPServer | None = None
 
     # -- set-up --------------------------------------------------------------------------------
@@ -96,8 +106,9 @@ class FakeTelegram:
 
     def sent(self, chat_id: int | str | None = None) -> list[dict[str, Any]]:
         """The messages that went through (as the Bot API returned them), optionally to one chat."""
-        return [c.args["result"] for c in self.calls_to("sendMessage")
-                if c.status == 200 and (chat_id is None or str(c.args["chat_id"]) == str(chat_id))]
+        # with "result": answered, not still in flight
+        return [c.args["result"] for c in self.calls_to("sendMessage") if c.status == 200 and "result" in c.args
+                and (chat_id is None or str(c.args["chat_id"]) == str(chat_id))]
 
     def texts(self, chat_id: int | str) -> list[str]:
         return [m["text"] for m in self.sent(chat_id)]
@@ -120,7 +131,7 @@ class FakeTelegram:
         if token != self.token:
             call.status = 401
             return self._send(request, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
-        refusal = self._refusal(method, args)
+        refusal = self._refusal(method, args, arrived)
         if refusal is not None:
             call.status = refusal.status
             body: dict[str, Any] = {"ok": False, "error_code": refusal.status, "description": refusal.description}
@@ -138,7 +149,7 @@ class FakeTelegram:
         args["result"] = result
         self._send(request, 200, {"ok": True, "result": result})
 
-    def _refusal(self, method: str, args: dict[str, Any]) -> Refusal | None:
+    def _refusal(self, method: str, args: dict[str, Any], now: float) -> Refusal | None:
         if method != "sendMessage":
             return None
         chat = str(args.get("chat_id"))
@@ -146,7 +157,26 @@ class FakeTelegram:
             if chat in self._blocked:
                 return Refusal(403, self._blocked[chat])
             scripted = self._refusals.get(chat)
-            return scripted.pop(0) if scripted else None
+            if scripted:
+                return scripted.pop(0)
+            wait = max(self._window_wait(self._sent_at, self.rate, now),
+                       self._window_wait(self._chat_sent_at[chat], self.chat_rate, now))
+            if wait > 0:
+                self.flood_refusals += 1
+                seconds = max(1, math.ceil(wait))
+                return Refusal(429, f"Too Many Requests: retry after {seconds}", seconds)
+            self._sent_at.append(now)
+            self._chat_sent_at[chat].append(now)
+            return None
+
+    @staticmethod
+    def _window_wait(times: deque[float], rate: float, now: float) -> float:
+        """Seconds until one more message fits ``rate`` a second (whole messages in a window, as Telegram counts)."""
+        limit = max(1, math.floor(rate))
+        window = limit / rate
+        while times and times[0] <= now - window:
+            times.popleft()
+        return times[len(times) - limit] + window - now if len(times) >= limit else 0.0
 
     def _answer(self, method: str, a: dict[str, Any]) -> Any:
         if method == "getMe":
