@@ -49,7 +49,8 @@ def connect(url: str) -> redis.Redis:
 def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: Clock | None = None,
          default_model: str = "scripted", lease_seconds: float = 60.0, batch_size: int = 100,
          public_url: str = "http://127.0.0.1:8080", webhook_urls: Sequence[str] = (), model: Model | None = None,
-         agent: AgentConfig | None = None, max_concurrent: int = 10) -> Engine:
+         agent: AgentConfig | None = None, max_concurrent: int = 10,
+         working_hours: str = "Mon-Fri 09:00-18:00") -> Engine:
     """Build every service on one Redis connection, job queue and set of channels.
 
     Args:
@@ -65,6 +66,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
         model: the LLM port for assistants whose model is not ``scripted`` (the litellm adapter).
         agent: how the agent loop behaves (history bound, steps per turn, retries).
         max_concurrent: most assistant turns at once across every worker.
+        working_hours: when participants whose contact and task say nothing may be messaged.
     """
     clock = clock or SystemClock()
     agent = agent or AgentConfig()
@@ -76,7 +78,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     inbox = Inbox(r, clock, jobs, leases)
     conversations = Conversations(store, clock, inbox, slots, model, agent)
     compiler = Compiler(store, slots, model, agent)
-    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox)
+    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox, working_hours)
     runs = Runs(store, clock, jobs, leases, events, outbox, subtasks, conversations, compiler, batch_size)
     schedules = Schedules(store, clock, runs)
     inbound = InboundProcessor(store, clock, inbox, outbox, conversations, subtasks, runs, schedules)
@@ -105,7 +107,8 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False, cl
     return wire(r, RQJobs(r), channels, clock=clock, default_model=settings.model,
                 lease_seconds=settings.lease_seconds, batch_size=settings.batch_size, public_url=settings.base_url,
                 webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
-                model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks)
+                model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks,
+                working_hours=settings.working_hours)
 
 
 @functools.cache
