@@ -20,7 +20,9 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from engine.keys import PREFIX
 from engine.model import Contact
-from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound, Settle
+
+from .slack_blocks import click, question_blocks, settled
 
 log = logging.getLogger("taskbot.slack")
 
@@ -134,13 +136,29 @@ class SlackChannel:
         return user
 
     def send(self, message: Outbound) -> Delivery:
+        if message.settle is not None:
+            self.settle(message.settle)
+        if not message.text:
+            return Delivery()
         if message.thread and ":" in message.thread:
             channel, thread_ts = message.thread.split(":", 1)
         else:
             channel, thread_ts = self._dm(message.address.id), None
-        posted = self._call("chat_postMessage", channel=channel, text=to_slack(message.text), thread_ts=thread_ts,
-                            unfurl_links=False, unfurl_media=False)
+        text = to_slack(message.text)
+        blocks = {"blocks": question_blocks(text, message.question)} if message.question else {}
+        posted = self._call("chat_postMessage", channel=channel, text=text, thread_ts=thread_ts,
+                            unfurl_links=False, unfurl_media=False, **blocks)
         return Delivery(ref=f"{posted['channel']}:{thread_ts or posted['ts']}")
+
+    def settle(self, settle: Settle) -> None:
+        """Show the answer in the clicked message and take its buttons away (``chat.update``).
+
+        Cosmetic: a failure is logged, never fails the reply (the answer is recorded already).
+        """
+        try:
+            self._call("chat_update", **settled(settle.data, settle.answer, to_slack))
+        except (DeliveryFailed, KeyError) as exc:
+            log.warning("could not update the clicked message: %s", exc)
 
     def _dm(self, user_id: str) -> str:
         cached = self.r.get(key("dm", user_id))
@@ -161,8 +179,14 @@ class SlackChannel:
 
     @staticmethod
     def inbound(body: dict[str, Any]) -> Inbound | None:
-        """A person's DM (Events API envelope) as an ``Inbound``; None for anything else."""
+        """A person's DM (Events API envelope) as an ``Inbound``, or their edit of one; None for anything else.
+
+        ``meta.ref`` is the message's own ``{channel}:{ts}``; an edit (``message_changed``) carries the
+        edited message's as ``meta.edit_of`` and as ``reply_to``, which finds the sub-task it answered.
+        """
         event = body.get("event") or {}
+        if event.get("subtype") == "message_changed":
+            return SlackChannel._edit(body, event)
         if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
                 or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
                 or not (event.get("text") or "").strip()):
@@ -173,4 +197,24 @@ class SlackChannel:
         extra = {"at": at} if at else {}
         return Inbound("slack", event["user"], from_slack(event.get("text") or ""),
                        provider_id=str(body.get("event_id") or f"{event['channel']}:{event.get('ts')}"),
-                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts")}, **extra)
+                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts"),
+                                                "ref": f"{event['channel']}:{event.get('ts')}"}, **extra)
+
+    @staticmethod
+    def _edit(body: dict[str, Any], event: dict[str, Any]) -> Inbound | None:
+        new, old = event.get("message") or {}, event.get("previous_message") or {}
+        text = (new.get("text") or "").strip()
+        in_dm = event.get("channel_type") == "im" or str(event.get("channel") or "").startswith("D")
+        if (not in_dm or new.get("bot_id") or not new.get("user") or not text
+                or text == (old.get("text") or "").strip() or not new.get("ts")):
+            return None  # the bot's own update of a clicked message, a link unfurled: no edit by a person
+        ref = f"{event['channel']}:{new['ts']}"
+        at = float(event.get("event_ts") or event.get("ts") or 0) or None
+        return Inbound("slack", str(new["user"]), from_slack(text),
+                       provider_id=str(body.get("event_id") or f"edit:{ref}:{event.get('event_ts')}"), reply_to=ref,
+                       meta={"channel": event["channel"], "edit_of": ref}, **({"at": at} if at else {}))
+
+    @staticmethod
+    def click(body: dict[str, Any]) -> Inbound | None:
+        """A click on a question's button, select or date picker (``block_actions``), as an ``Inbound``."""
+        return click(body)
