@@ -61,9 +61,15 @@ def render(template: str, **context: Any) -> str:
 
 def chat_page(token: str, title: str, name: str, status: str, messages: Iterable[Mapping[str, Any]],
               form_id: str) -> str:
-    """The participant's page; ``form_id`` goes in the form's hidden ``id`` (a re-submitted form counts once)."""
+    """The participant's page; ``form_id`` goes in the form's hidden ``id`` (a re-submitted form counts once).
+
+    While the sub-task is open and the last message asks a typed question, its options are buttons (a
+    date: a date field) in a form of their own, which posts without JavaScript too."""
+    shown = list(messages)
+    last = shown[-1] if shown else {}
+    question = last.get("question") if last.get("role") == "assistant" and status in OPEN_SUBTASK else None
     return render("chat.html", path=f"/chat/{token}", title=title, name=name, status=status,
-                  open_statuses=OPEN_SUBTASK, messages=list(messages), form_id=form_id)
+                  open_statuses=OPEN_SUBTASK, messages=shown, form_id=form_id, question=question)
 
 
 def message_page(title: str, text: str) -> str:
