@@ -257,7 +257,8 @@ def progress_line(e: Engine, rid: str) -> tuple[str, str]:
     status = e.store.run_fields(rid)["status"]
     p = e.progress(rid)
     return status, (f"{status}: {p['answered']}/{p['total']} answered · {p['open']} open · {p['chased']} chased"
-                    f" · {p['timed_out']} timed out · {p['failed']} failed")
+                    f" · {p['timed_out']} timed out · {p['failed']} failed"
+                    + (f" · {p['excused']} excused" if p.get("excused") else ""))
 
 
 @cli.command("run")
@@ -302,13 +303,14 @@ def status(run_id: str, as_json: bool) -> None:
     if usage["model_calls"]:
         out.print(f"tokens: {usage['total_tokens']:,} ({usage['prompt_tokens']:,} prompt, "
                   f"{usage['completion_tokens']:,} completion) in {usage['model_calls']} model calls", markup=False)
-    table = Table("participant", "channel", "status", "chases", "last activity", "link / reason")
+    table = Table("participant", "channel", "status", "chases", "last activity", "next", "link / reason")
     tokens = any("usage" in s for s in view["subtasks"])
     if tokens:
         table.add_column("tokens", justify="right")
     for s in view["subtasks"]:
+        upcoming = f"{s['next_action'].replace('_', ' ')} {s['next_at']}" if s.get("next_at") else "—"
         row = [s["name"], s["channel"] or "—", s["status"], str(s["chases_sent"]), s["last_activity_at"] or "—",
-               s.get("chat_url") or s["reason"] or ""]
+               upcoming, s.get("chat_url") or s["reason"] or ""]
         table.add_row(*row, *([f"{s['usage']['total_tokens']:,}" if "usage" in s else "—"] if tokens else []))
     out.print(table)
 

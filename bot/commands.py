@@ -164,9 +164,10 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
             return Reply("\n".join(f"{v['id']} {v['task_id']} {v['status']}" for v in views))
         view = engine.run_view(a[0], conversations=False)
         p = engine.progress(a[0])
+        excused = f", {p['excused']} excused" if p.get("excused") else ""
         return Reply(f"Run {a[0]} of {view['task_id']}: {view['status']} — {p['answered']} answered, "
-                     f"{p['open']} open, {p['chased']} chased, {p['timed_out']} timed out, {p['failed']} failed",
-                     run=view)
+                     f"{p['open']} open, {p['chased']} chased, {p['timed_out']} timed out, {p['failed']} failed"
+                     f"{excused}", run=view)
     if c.name == "results":
         view = engine.run_view(a[0], conversations=False)
         if not view["deliverables"]:
