@@ -195,10 +195,11 @@ def contacts_import(file: Path) -> None:
 @handles_errors
 def contacts_list() -> None:
     """List contacts."""
-    table = Table("id", "name", "email", "preferred", "slack", "telegram")
+    table = Table("id", "name", "email", "preferred", "slack", "telegram", "time zone", "working hours", "away until")
     for c in engine().store.list_contacts():
+        hours = "; ".join(c.working_hours) if isinstance(c.working_hours, list) else c.working_hours
         table.add_row(c.id, c.name, c.email or "—", c.preferred_channel or "—", c.slack_user_id or "—",
-                      c.telegram_chat_id or "—")
+                      c.telegram_chat_id or "—", c.timezone, hours or "—", c.away_until or "—")
     out.print(table)
 
 
