@@ -291,7 +291,7 @@ def run_cmd(task_id: str, data: tuple[str, ...], wait: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run object.")
 @handles_errors
 def status(run_id: str, as_json: bool) -> None:
-    """Show a run's state and a table of its sub-tasks."""
+    """Show a run's state and a table of its sub-tasks (with when each next hears from the bot)."""
     view = engine().run_view(run_id, conversations=as_json)
     if as_json:
         dump(view)
