@@ -24,8 +24,10 @@ _LIST_SPLIT = re.compile(r"[,;\n]+")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _CHANGE = re.compile(r"^\s*change\s+(?P<target>[^:\n]{1,120}?)\s*:\s*(?P<value>.*)$", re.IGNORECASE | re.DOTALL)
-_GREETINGS = ("hi", "hello", "hey", "hiya", "howdy", "yo", "hallo", "hola", "good morning", "good afternoon",
-              "good evening", "morning", "hi there", "hello there", "hey there")
+# longest first, so "hi there" is taken whole before "hi"
+_GREETINGS = tuple(sorted(("hi", "hello", "hey", "hiya", "howdy", "yo", "hallo", "hola", "good morning",
+                           "good afternoon", "good evening", "morning", "hi there", "hello there", "hey there"),
+                          key=len, reverse=True))
 _ASKS = frozenset({"", "help", "what is this", "whats this", "what is this about", "whats this about",
                    "what is it", "what", "who are you", "what are you", "what do you want", "what now", "huh",
                    "what is going on", "what should i do", "what do i do", "how does this work", "info"})
@@ -192,7 +194,7 @@ def small_talk(text: str) -> bool:
     if text.strip() and not text.strip().strip("?!. ").strip():
         return True  # "?", "??", "..."
     words = _fold(text)
-    for greeting in sorted(_GREETINGS, key=len, reverse=True):
+    for greeting in _GREETINGS:
         if words == greeting or words.startswith(greeting + " "):
             words = words[len(greeting):].strip()
             break
