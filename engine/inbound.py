@@ -225,10 +225,13 @@ class InboundProcessor:
     def _reply(self, iid: str, sid: str, msg: dict[str, str], sub: dict[str, str] | None) -> None:
         """Send the turn's reply once; the inbound moves to ``replied`` with the sent mark."""
         key = f"reply:{iid}"
+        clicked = json.loads(msg.get("meta") or "{}").get("settle")
+        if not msg["reply"] and not clicked:  # nothing to say (an edit that changed nothing)
+            self.r.hset(keys.inbound(iid), "state", "replied")
+            return
         if self.outbox.claim(sid, key) == 1:
             sub = sub or self.store.sub_fields(sid)
             address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
-            clicked = json.loads(msg.get("meta") or "{}").get("settle")
             settle = Settle(msg["text"], clicked) if clicked and address.channel == msg["channel"] else None
             question = Question.from_dict(json.loads(msg["question"])) if msg.get("question") else None
             out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
@@ -236,7 +239,7 @@ class InboundProcessor:
                            subject=self.store.definition_of(sub["run_id"]).name if sub.get("run_id") else None,
                            question=question, settle=settle)
             try:
-                delivery = self.outbox.send(out)
+                delivery = self.outbox.send(out) if out.text or out.settle else Delivery()
             except DeliveryFailed as exc:
                 self.outbox.unclaim(sid, key)
                 if not exc.permanent:
