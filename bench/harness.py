@@ -31,7 +31,8 @@ def env_for(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The workers' environment: none of this shell's taskbot settings or channel tokens, only ``extra``'s."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TASKBOT_", "SLACK_", "TELEGRAM_"))}
-    env.update(TASKBOT_REDIS_URL=url, TASKBOT_SCHEDULER_INTERVAL="0.1", TASKBOT_PUBLIC_URL="http://bench")
+    env.update(TASKBOT_REDIS_URL=url, TASKBOT_SCHEDULER_INTERVAL="0.1", TASKBOT_PUBLIC_URL="http://bench",
+               TASKBOT_WORKING_HOURS="always")  # the figures must not depend on the hour the bench runs at
     env.update(extra or {})
     return env
 

@@ -20,7 +20,8 @@ FIELDS = [{"key": "shipped", "prompt": "What did you ship?"}, {"key": "blockers"
 def engine_for(url: str) -> Any:
     from bot.bootstrap import build_engine
 
-    return build_engine(Settings(TASKBOT_REDIS_URL=url, TASKBOT_PUBLIC_URL="http://bench"))
+    return build_engine(Settings(TASKBOT_REDIS_URL=url, TASKBOT_PUBLIC_URL="http://bench",
+                                 TASKBOT_WORKING_HOURS="always"))
 
 
 def setup_task(engine: Any, n: int, *, interval: str = "1h", chases: int = 2, fields: list[Any] = FIELDS) -> None:

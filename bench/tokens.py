@@ -56,7 +56,7 @@ def tokens_per_subtask(bound: int, chatter: int = 3) -> dict[str, Any]:
         with redis_server() as server:
             # jobs build their engine from the environment, as a worker does
             os.environ.update(TASKBOT_REDIS_URL=server.url, TASKBOT_PUBLIC_URL="http://bench",
-                              TASKBOT_HISTORY_MESSAGES=str(bound))
+                              TASKBOT_HISTORY_MESSAGES=str(bound), TASKBOT_WORKING_HOURS="always")
             bootstrap.engine.cache_clear()
             engine = bootstrap.engine()
             engine.store.put_assistant(Assistant(id="bench", model="openai/bench", api_base=fake.api_base,

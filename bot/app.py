@@ -164,6 +164,8 @@ chat = APIRouter(tags=["web chat"])
 class ChatMessage(BaseModel):
     text: str = Field(description="the participant's message")
     id: str | None = Field(None, max_length=128, description="client-made: a retried POST is stored once")
+    answers: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                description="the field key of the button pressed (the text is its option)")
 
     @field_validator("text")
     @classmethod
@@ -192,14 +194,18 @@ def chat_page(token: str, engine: EngineDep) -> Response:
     return html(pages.chat_page(token, title, name, sub["status"], messages, form_id=uuid.uuid4().hex))
 
 
+FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 @chat.post("/chat/{token}", include_in_schema=False)
 def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str], Depends(form_fields)]
               ) -> Response:
     """The form works without JavaScript; its hidden ``id`` makes a re-submitted form count once."""
     text = form.get("text", "")
+    answers = form.get("answers") if FIELD_KEY.match(form.get("answers") or "") else None
     try:
         if text.strip():
-            engine.inbox.post_web(token, text, (form.get("id") or "")[:128] or None)
+            engine.inbox.post_web(token, text, (form.get("id") or "")[:128] or None, answers)
         else:
             engine.inbox.subtask_for_token(token)
     except NotFound:
@@ -209,7 +215,8 @@ def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str], Dep
 
 @chat.get("/chat/{token}/messages")
 def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dict[str, Any]]:
-    """The conversation as ``{role, text, at}`` (roles: user, assistant, system)."""
+    """The conversation as ``{role, text, at}`` (roles: user, assistant, system); a message that asks a typed
+    question has ``question`` (``{key, type, options}``), which the page shows as buttons or a date field."""
     sid = engine.inbox.subtask_for_token(token)
     response.headers["Cache-Control"] = "no-store"
     return chat_view(engine.store, sid)
@@ -218,7 +225,7 @@ def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dic
 @chat.post("/chat/{token}/messages", status_code=202)
 def post_chat_message(token: str, body: ChatMessage, engine: EngineDep) -> ChatAccepted:
     """Stored (and queued) before the 202 goes back; the bot's reply follows in the conversation."""
-    iid, new = engine.inbox.post_web(token, body.text, body.id)
+    iid, new = engine.inbox.post_web(token, body.text, body.id, body.answers)
     return ChatAccepted(id=iid, duplicate=not new)
 
 

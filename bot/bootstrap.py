@@ -64,7 +64,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
          default_model: str = "scripted", lease_seconds: float = 60.0, batch_size: int = 100,
          public_url: str = "http://127.0.0.1:8080", webhook_urls: Sequence[str] = (), model: Model | None = None,
          agent: AgentConfig | None = None, max_concurrent: int = 10, poster: Poster | None = None,
-         allow_private_callbacks: bool = False) -> Engine:
+         allow_private_callbacks: bool = False, working_hours: str = "Mon-Fri 09:00-18:00") -> Engine:
     """Build every service on one Redis connection, job queue and set of channels.
 
     Args:
@@ -82,6 +82,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
         max_concurrent: most assistant turns at once across every worker.
         poster: signs and POSTs Web Trigger callbacks (None: they are not delivered).
         allow_private_callbacks: TASKBOT_CALLBACK_ALLOW_PRIVATE (callbacks to private addresses).
+        working_hours: when participants whose contact and task say nothing may be messaged.
     """
     clock = clock or SystemClock()
     agent = agent or AgentConfig()
@@ -98,7 +99,8 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     deadlines = Deadlines(r, clock, jobs, leases, events)
     reporting = Reporting(store, clock, jobs, leases, events, outbox)
     callbacks = Callbacks(store, clock, leases, poster, public_url, allow_private_callbacks)
-    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox, escalations)
+    subtasks = Subtasks(store, clock, jobs, leases, outbox, events, conversations, inbox, escalations,
+                        working_hours)
     # a fan-in closed early waits this long for an answer that came in time but is not applied yet
     fanin = FanIn(store, clock, leases, subtasks, inbox, grace=2 * lease_seconds)
     runs = Runs(store, clock, jobs, leases, events, outbox, subtasks, conversations, compiler, fanin, deadlines,
@@ -134,7 +136,7 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False, cl
                 webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
                 model=LiteLLM(), agent=agent, max_concurrent=settings.max_concurrent_tasks,
                 poster=SignedPoster(settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""),
-                allow_private_callbacks=settings.callback_allow_private)
+                allow_private_callbacks=settings.callback_allow_private, working_hours=settings.working_hours)
 
 
 @functools.cache

@@ -167,10 +167,11 @@ def contacts_import(file: Path) -> None:
 @handles_errors
 def contacts_list() -> None:
     """List contacts."""
-    table = Table("id", "name", "email", "preferred", "slack", "telegram")
+    table = Table("id", "name", "email", "preferred", "slack", "telegram", "time zone", "working hours", "away until")
     for c in engine().store.list_contacts():
+        hours = "; ".join(c.working_hours) if isinstance(c.working_hours, list) else c.working_hours
         table.add_row(c.id, c.name, c.email or "—", c.preferred_channel or "—", c.slack_user_id or "—",
-                      c.telegram_chat_id or "—")
+                      c.telegram_chat_id or "—", c.timezone, hours or "—", c.away_until or "—")
     out.print(table)
 
 
@@ -219,7 +220,8 @@ def progress_line(e: Engine, rid: str) -> tuple[str, str]:
     status = e.store.run_fields(rid)["status"]
     p = e.progress(rid)
     return status, (f"{status}: {p['answered']}/{p['total']} answered · {p['open']} open · {p['chased']} chased"
-                    f" · {p['timed_out']} timed out · {p['failed']} failed")
+                    f" · {p['timed_out']} timed out · {p['failed']} failed"
+                    + (f" · {p['excused']} excused" if p.get("excused") else ""))
 
 
 @cli.command("run")
@@ -252,7 +254,8 @@ def run_cmd(task_id: str, data: tuple[str, ...], wait: bool) -> None:
 @click.option("--limit", default=10, show_default=True, help="Without RUN_ID: how many recent runs.")
 @handles_errors
 def status(run_id: str | None, as_json: bool, limit: int) -> None:
-    """Show a run's state and a table of its sub-tasks; without RUN_ID, the recent runs and their progress."""
+    """Show a run's state and a table of its sub-tasks (with when each next hears from the bot); without
+    RUN_ID, the recent runs and their progress."""
     if run_id is None:
         recent(engine(), as_json, limit)
         return
@@ -268,13 +271,14 @@ def status(run_id: str | None, as_json: bool, limit: int) -> None:
     if usage["model_calls"]:
         out.print(f"tokens: {usage['total_tokens']:,} ({usage['prompt_tokens']:,} prompt, "
                   f"{usage['completion_tokens']:,} completion) in {usage['model_calls']} model calls", markup=False)
-    table = Table("participant", "channel", "status", "chases", "last activity", "link / reason")
+    table = Table("participant", "channel", "status", "chases", "last activity", "next", "link / reason")
     tokens = any("usage" in s for s in view["subtasks"])
     if tokens:
         table.add_column("tokens", justify="right")
     for s in view["subtasks"]:
+        upcoming = f"{s['next_action'].replace('_', ' ')} {s['next_at']}" if s.get("next_at") else "—"
         row = [s["name"], s["channel"] or "—", s["status"], str(s["chases_sent"]), s["last_activity_at"] or "—",
-               s.get("chat_url") or s["reason"] or ""]
+               upcoming, s.get("chat_url") or s["reason"] or ""]
         table.add_row(*row, *([f"{s['usage']['total_tokens']:,}" if "usage" in s else "—"] if tokens else []))
     out.print(table)
 

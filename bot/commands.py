@@ -13,23 +13,24 @@ from typing import Any
 from engine.access import Caller, may, visible_schedules
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.hours import back_at, check_away, zone
 from engine.views import iso
 
 USAGE = ('usage: /task help | list | show ID | new | run ID [key=value ...] | status [RUN_ID] | '
          'results RUN_ID | cancel RUN_ID | approve RUN_ID | activate ID | deactivate ID | '
-         'schedule ID "CRON" [TZ] | schedules [ID] | unschedule SCHEDULE_ID')
+         'schedule ID "CRON" [TZ] | schedules [ID] | unschedule SCHEDULE_ID | away until DATE | away off')
 
 #: name -> (minimum, maximum) positional words after the name; None = unbounded.
 ARITY: dict[str, tuple[int, int | None]] = {
     "help": (0, 0), "list": (0, 0), "show": (1, 1), "new": (0, 0), "run": (1, None), "status": (0, 1),
     "results": (1, 1), "cancel": (1, 1), "approve": (1, 1), "activate": (1, 1), "deactivate": (1, 1),
-    "schedule": (2, 3), "schedules": (0, 1), "unschedule": (1, 1),
+    "schedule": (2, 3), "schedules": (0, 1), "unschedule": (1, 1), "away": (1, 3),
 }
 #: name -> what the engine's policy (engine.access) is asked about the thing it names; None: anyone may.
 ACTION: dict[str, str | None] = {
     "help": None, "list": None, "show": None, "new": None, "run": "run", "status": "see", "results": "see",
     "cancel": "cancel", "approve": "approve", "activate": "activate", "deactivate": "deactivate",
-    "schedule": "schedule", "schedules": "see", "unschedule": "unschedule",
+    "schedule": "schedule", "schedules": "see", "unschedule": "unschedule", "away": "away",
 }
 #: Without an id these list only what the asker owns (everything for an admin).
 LISTS_OWN = frozenset({"status", "schedules"})
@@ -82,7 +83,25 @@ def parse(text: str) -> Command:
     low, high = ARITY[name]
     if len(rest) < low or (high is not None and len(rest) > high):
         raise UsageError(f"{name} takes {low if low == high else f'{low} to {high}'} argument(s)")
+    if name == "away" and away_target(rest) is None:
+        raise UsageError("away takes: until DATE (e.g. away until 2027-01-10), or off")
     return Command(name, rest, data)
+
+
+def away_target(args: list[str]) -> tuple[str | None, str | None] | None:
+    """``away`` words -> (whose: None for oneself, the date or None for "off"); None when they do not parse.
+
+    ``until DATE`` and ``off`` are about oneself; an admin may put a contact first (``CONTACT until DATE``)."""
+    words = [w.lower() for w in args]
+    if words == ["off"]:
+        return None, None
+    if len(words) == 2 and words[0] == "until":
+        return None, args[1]
+    if len(words) == 2 and words[1] == "off":
+        return args[0], None
+    if len(words) == 3 and words[1] == "until":
+        return args[0], args[2]
+    return None
 
 
 def _owner(engine: Engine, command: Command) -> str | None:
@@ -99,6 +118,9 @@ def allowed(engine: Engine, command: Command, actor: Actor) -> bool:
     action = ACTION[command.name]
     if action is None or actor.admin:
         return True
+    if command.name == "away":  # anyone about themselves; only an admin about someone else
+        target = away_target(command.args)
+        return target is not None and target[0] is None
     if not command.args:
         return command.name in LISTS_OWN
     return may(actor, action, _owner(engine, command))
@@ -154,9 +176,10 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
             return Reply("\n".join(f"{v['id']} {v['task_id']} {v['status']}" for v in views))
         view = engine.run_view(a[0], conversations=False)
         p = engine.progress(a[0])
+        excused = f", {p['excused']} excused" if p.get("excused") else ""
         return Reply(f"Run {a[0]} of {view['task_id']}: {view['status']} — {p['answered']} answered, "
-                     f"{p['open']} open, {p['chased']} chased, {p['timed_out']} timed out, {p['failed']} failed",
-                     run=view)
+                     f"{p['open']} open, {p['chased']} chased, {p['timed_out']} timed out, {p['failed']} failed"
+                     f"{excused}", run=view)
     if c.name == "results":
         view = engine.run_view(a[0], conversations=False)
         if not view["deliverables"]:
@@ -185,4 +208,36 @@ def _run(engine: Engine, c: Command, actor: Actor, kind: str) -> Reply:
     if c.name == "unschedule":
         engine.schedules.delete(a[0])
         return Reply(f"Schedule {a[0]} removed.")
+    if c.name == "away":
+        return _away(engine, c, actor)
     raise UsageError(f"unknown command {c.name!r}")  # pragma: no cover - parse() refuses these
+
+
+def _away(engine: Engine, c: Command, actor: Actor) -> Reply:
+    """Mark a person away until a date (or back, with ``off``): they are not messaged until then, and a
+    sub-task whose opening or chase falls due meanwhile is excused (SPEC §11)."""
+    target = away_target(c.args)
+    assert target is not None  # parse() checked
+    who, until = target
+    ids = [who] if who is not None else sorted(actor.ids)
+    found = engine.store.find_contacts(ids)
+    contact = next((found[i] for i in ids if i in found), None)
+    if contact is None:
+        if who is not None:
+            raise NotFound("contact", who)
+        return Reply("You are not in taskbot's directory, so there is no one to mark away; ask an admin to add "
+                     "you (taskbot contacts import FILE).", ok=False)
+    if until is not None:
+        try:
+            until = check_away(until)
+        except ValueError as exc:
+            raise InvalidInput("DATE", str(exc)) from None
+        back = back_at(until, zone(contact.timezone))
+        if back is not None and back <= engine.now():
+            raise InvalidInput("DATE", f"{until} has passed already")
+    engine.import_contacts([{**contact.model_dump(exclude_none=True), "away_until": until}])
+    you = "You are" if who is None else f"{contact.name} is"
+    if until is None:
+        return Reply(f"{you} back: tasks reach {'you' if who is None else contact.name} again.")
+    return Reply(f"{you} away until {until} ({contact.timezone}): taskbot sends no message before then, and "
+                 "tasks that would reach you meanwhile are excused.")

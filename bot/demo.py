@@ -113,6 +113,7 @@ def run_demo(port: int | None = None, data_dir: Path = Path(".demo")) -> None:
         chosen = free_port()
     os.environ["TASKBOT_HTTP_PORT"] = str(chosen)
     os.environ["TASKBOT_API_TOKEN"] = demo_token(data_dir)
+    os.environ.setdefault("TASKBOT_WORKING_HOURS", "always")  # a demo answers at any hour
     os.environ.setdefault("TASKBOT_PUBLIC_URL", f"http://127.0.0.1:{chosen}")
     settings = Settings()
     worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=os.environ.copy())  # noqa: S603

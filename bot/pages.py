@@ -18,13 +18,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from engine.engine import Engine
 from engine.model import TaskDefinition
+from engine.views import next_step
 
 OPEN_SUBTASK = ("pending", "running")
 RUNS_ON_DASHBOARD = 20
 LINKS_PER_RUN = 12
 NOTES_ON_DASHBOARD = 10
 PROGRESS = (("answered", "answered"), ("open", "open"), ("chased", "chased"), ("timed_out", "timed out"),
-            ("failed", "failed"))
+            ("failed", "failed"), ("excused", "excused"))
 
 
 def when(iso: str | None) -> str:
@@ -61,9 +62,15 @@ def render(template: str, **context: Any) -> str:
 
 def chat_page(token: str, title: str, name: str, status: str, messages: Iterable[Mapping[str, Any]],
               form_id: str) -> str:
-    """The participant's page; ``form_id`` goes in the form's hidden ``id`` (a re-submitted form counts once)."""
+    """The participant's page; ``form_id`` goes in the form's hidden ``id`` (a re-submitted form counts once).
+
+    While the sub-task is open and the last message asks a typed question, its options are buttons (a
+    date: a date field) in a form of their own, which posts without JavaScript too."""
+    shown = list(messages)
+    last = shown[-1] if shown else {}
+    question = last.get("question") if last.get("role") == "assistant" and status in OPEN_SUBTASK else None
     return render("chat.html", path=f"/chat/{token}", title=title, name=name, status=status,
-                  open_statuses=OPEN_SUBTASK, messages=list(messages), form_id=form_id)
+                  open_statuses=OPEN_SUBTASK, messages=shown, form_id=form_id, question=question)
 
 
 def message_page(title: str, text: str) -> str:
@@ -91,12 +98,23 @@ def dashboard(engine: Engine) -> str:
         links = [(s.get("name") or s["participant_id"], engine.chat_url(s["token"]))
                  for s in subs if s.get("channel") == "web" and s.get("token")]
         runs.append({**run, "progress": engine.progress(run["id"]), "links": links[:LINKS_PER_RUN],
-                     "more_links": len(links) - LINKS_PER_RUN})
+                     "more_links": len(links) - LINKS_PER_RUN, "next": upcoming(engine, subs)})
     owners = dict.fromkeys(run["owner"] for run in runs if run.get("owner"))
     notes = [{**n, "owner": owner} for owner in owners
              for n in engine.store.notifications(owner, NOTES_ON_DASHBOARD)]
     notes.sort(key=lambda n: n.get("at", 0), reverse=True)
     return dashboard_page(engine.store.list_definitions(), runs, notes[:NOTES_ON_DASHBOARD])
+
+
+NEXT_WORDS = {"opening": "opening for", "chase": "reminder to", "time_out": "time-out of"}
+
+
+def upcoming(engine: Engine, subs: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
+    """When each silent participant next hears from the bot (or times out), soonest first: (when, what)."""
+    steps = [(step, s.get("name") or s["participant_id"]) for s in subs if s
+             for step in [next_step(engine.store, dict(s))] if step[0]]
+    steps.sort(key=lambda item: str(item[0][0]))
+    return [(str(at), f"{NEXT_WORDS.get(str(action), str(action))} {name}") for (at, action), name in steps]
 
 
 def run_page(run: Mapping[str, Any]) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.hours import check_hours
 
 
 class Settings(BaseSettings):
@@ -26,6 +28,9 @@ class Settings(BaseSettings):
     #: How often the scheduler moves due reminders to the queue and sweeps leases (seconds).
     scheduler_interval: float = Field(0.5, alias="TASKBOT_SCHEDULER_INTERVAL")
     batch_size: int = Field(100, alias="TASKBOT_FANOUT_BATCH")
+    #: When participants whose contact and task name no working hours may be messaged, in their own time
+    #: zone: windows such as ``Mon-Fri 09:00-18:00`` (several split by ``;``), or ``always`` (SPEC §11).
+    working_hours: str = Field("Mon-Fri 09:00-18:00", alias="TASKBOT_WORKING_HOURS")
     #: Assistants on a litellm model: conversation messages sent with each call (0: all of them),
     #: model calls per turn, retries of a rate limit or provider error, first backoff, call time-out.
     history_messages: int = Field(20, alias="TASKBOT_HISTORY_MESSAGES", ge=0)
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
     imap_poll: float = Field(30.0, alias="TASKBOT_IMAP_POLL")
     #: Files taskbot keeps (email attachments, under attachments/).
     data_dir: str = Field(".taskbot", alias="TASKBOT_DATA_DIR")
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        check_hours(value)
+        return value
 
     @property
     def base_url(self) -> str:

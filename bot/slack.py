@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from slack_sdk.webhook import WebhookClient
 from starlette.concurrency import run_in_threadpool
 
 from channels.slack import SlackChannel
+from channels.slack_blocks import ACTION
 from engine import keys
 from engine.cron import check as check_cron
 from engine.definitions import load_definition
@@ -86,6 +88,13 @@ def build_bolt_app(engine: Engine, channel: SlackChannel, signing_secret: str) -
         message = SlackChannel.inbound(body)
         if message is not None:
             engine.inbox.receive(message)  # stored (once per event_id) and queued, before the ack
+        ack()
+
+    @bolt.action(re.compile(f"^{ACTION}"))
+    def on_click(body: dict[str, Any], ack: Any) -> None:
+        message = SlackChannel.click(body)
+        if message is not None:
+            engine.inbox.receive(message)  # a click is an answer like a DM: stored, once, before the ack
         ack()
 
     @bolt.command("/task")

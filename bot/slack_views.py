@@ -154,13 +154,16 @@ def _names(subs: list[dict[str, Any]], *statuses: str) -> str:
 
 
 def run_blocks(view: dict[str, Any], headline: str) -> list[dict[str, Any]]:
-    """Who answered, who is open, who was chased, who timed out or failed."""
+    """Who answered, who is open, who was chased, who timed out or failed, who was excused."""
     subs = [s for s in view.get("subtasks", []) if s.get("kind") != "conversation"]
     chased = ", ".join(f"{s['name']} ({s['chases_sent']})" for s in subs if s["chases_sent"]) or "—"
     failed = ", ".join(f"{s['name']} ({s['reason']})" if s.get("reason") else s["name"]
                        for s in subs if s["status"] == "failed") or "—"
     fields = [("Answered", _names(subs, "completed")), ("Open", _names(subs, "pending", "running")),
               ("Chased", chased), ("Timed out", _names(subs, "timed_out")), ("Failed", failed)]
+    if any(s["status"] == "excused" for s in subs):
+        fields.append(("Excused", ", ".join(f"{s['name']} ({s['reason']})" if s.get("reason") else s["name"]
+                                            for s in subs if s["status"] == "excused")))
     blocks = [section(f"*{headline}*")]
     if subs:
         blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:1900]}

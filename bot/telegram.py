@@ -44,7 +44,7 @@ COMMANDS = frozenset({"start", "task", "help"})
 LINK_TTL = 7 * 86400
 UPDATE_TTL = 7 * 86400
 POLL_TIMEOUT = 25
-ALLOWED_UPDATES = ["message"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 #: Answers to a command wait out a short flood wait in place; a longer one drops the answer (logged).
 ANSWER_MAX_WAIT = 10.0
 
@@ -83,6 +83,8 @@ def handle_update(engine: Engine, update: dict[str, Any]) -> str:
     if message is None:
         return "ignored"
     command = TelegramChannel.command(message.text)
+    if command is not None and ("edit_of" in message.meta or "settle" in message.meta):
+        return "ignored"  # an edited command does not run again
     if command is None or command[0] not in COMMANDS:
         _, new = engine.inbox.receive(message)
         return "stored" if new else "duplicate"

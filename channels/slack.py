@@ -22,10 +22,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from engine.model import Contact
-from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound, Settle
 
 from .markdown import slack_messages
 from .ratelimit import Limiter
+from .slack_blocks import click, question_blocks, settled
 from .slack_directory import Directory, NotReady
 from .slack_web import PacedWebClient, SlackLimits, SlackRateLimited, key
 
@@ -151,13 +152,20 @@ class SlackChannel:
     def send(self, message: Outbound) -> Delivery:
         if message.kind == "report":
             return self._report(message)
+        if message.settle is not None:
+            self.settle(message.settle)
+        if not message.text:
+            return Delivery()
         user = message.address.id
         if message.thread and ":" in message.thread:
             channel, thread_ts = message.thread.split(":", 1)
         else:
             cached = self.r.get(key("dm", user))
             channel, thread_ts = (cached.decode() if cached else user), None
-        post = {"text": to_slack(message.text), "thread_ts": thread_ts, "unfurl_links": False, "unfurl_media": False}
+        text = to_slack(message.text)
+        post: dict[str, Any] = {"text": text, "thread_ts": thread_ts, "unfurl_links": False, "unfurl_media": False}
+        if message.question:
+            post["blocks"] = question_blocks(text, message.question)
         try:
             posted = self.client.chat_postMessage(channel=channel, **post)
         except SlackApiError as exc:
@@ -189,6 +197,16 @@ class SlackChannel:
                        unfurl_links=False, unfurl_media=False)
         return Delivery(ref=f"{channel}:{ts}")
 
+    def settle(self, settle: Settle) -> None:
+        """Show the answer in the clicked message and take its buttons away (``chat.update``).
+
+        Cosmetic: a failure is logged, never fails the reply (the answer is recorded already).
+        """
+        try:
+            self._call("chat_update", **settled(settle.data, settle.answer, to_slack))
+        except (DeliveryFailed, KeyError) as exc:
+            log.warning("could not update the clicked message: %s", exc)
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         """One Web API call; Slack's refusals and network faults become :class:`DeliveryFailed`."""
         try:
@@ -200,8 +218,14 @@ class SlackChannel:
 
     @staticmethod
     def inbound(body: dict[str, Any]) -> Inbound | None:
-        """A person's DM (Events API envelope) as an ``Inbound``; None for anything else."""
+        """A person's DM (Events API envelope) as an ``Inbound``, or their edit of one; None for anything else.
+
+        ``meta.ref`` is the message's own ``{channel}:{ts}``; an edit (``message_changed``) carries the
+        edited message's as ``meta.edit_of`` and as ``reply_to``, which finds the sub-task it answered.
+        """
         event = body.get("event") or {}
+        if event.get("subtype") == "message_changed":
+            return SlackChannel._edit(body, event)
         if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
                 or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
                 or not (event.get("text") or "").strip()):
@@ -212,4 +236,24 @@ class SlackChannel:
         extra = {"at": at} if at else {}
         return Inbound("slack", event["user"], from_slack(event.get("text") or ""),
                        provider_id=str(body.get("event_id") or f"{event['channel']}:{event.get('ts')}"),
-                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts")}, **extra)
+                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts"),
+                                                "ref": f"{event['channel']}:{event.get('ts')}"}, **extra)
+
+    @staticmethod
+    def _edit(body: dict[str, Any], event: dict[str, Any]) -> Inbound | None:
+        new, old = event.get("message") or {}, event.get("previous_message") or {}
+        text = (new.get("text") or "").strip()
+        in_dm = event.get("channel_type") == "im" or str(event.get("channel") or "").startswith("D")
+        if (not in_dm or new.get("bot_id") or not new.get("user") or not text
+                or text == (old.get("text") or "").strip() or not new.get("ts")):
+            return None  # the bot's own update of a clicked message, a link unfurled: no edit by a person
+        ref = f"{event['channel']}:{new['ts']}"
+        at = float(event.get("event_ts") or event.get("ts") or 0) or None
+        return Inbound("slack", str(new["user"]), from_slack(text),
+                       provider_id=str(body.get("event_id") or f"edit:{ref}:{event.get('event_ts')}"), reply_to=ref,
+                       meta={"channel": event["channel"], "edit_of": ref}, **({"at": at} if at else {}))
+
+    @staticmethod
+    def click(body: dict[str, Any]) -> Inbound | None:
+        """A click on a question's button, select or date picker (``block_actions``), as an ``Inbound``."""
+        return click(body)

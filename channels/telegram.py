@@ -26,13 +26,22 @@ from typing import Any, TypeVar
 
 import httpx
 import redis
-from telegram import Bot, LinkPreviewOptions, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
 from engine import keys
 from engine.model import Contact
-from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound
+from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound, Question, Settle
 
 from .markdown import plain_text
 from .ratelimit import Limiter, Rule, Wait
@@ -42,6 +51,7 @@ log = logging.getLogger("taskbot.telegram")
 T = TypeVar("T")
 MAX_LENGTH = 4096
 PARTS_TTL = 86400
+CALLBACK_MAX = 64  # bytes of a button's callback_data
 COMMAND = re.compile(r"^/([A-Za-z0-9_]+)(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -72,6 +82,44 @@ def split_text(text: str, limit: int = MAX_LENGTH) -> list[str]:
     if rest or not parts:
         parts.append(rest)
     return parts
+
+
+def keyboard(question: Question) -> InlineKeyboardMarkup | None:
+    """An inline keyboard for a choice or a scale (none for a date: Telegram has no date picker).
+
+    A button's ``callback_data`` (64 bytes at most) is ``<option number>|<field key>``."""
+    options = question.options
+    if question.type not in ("choice", "scale") or not options:
+        return None
+    buttons = [InlineKeyboardButton(label, callback_data=callback(n, question.key))
+               for n, label in enumerate(options, 1)]
+    short = all(len(o) <= 12 for o in options)
+    width = (6 if question.type == "scale" else 3) if short else 1
+    return InlineKeyboardMarkup([buttons[i:i + width] for i in range(0, len(buttons), width)])
+
+
+def callback(n: int, key: str) -> str:
+    data = f"{n}|{key}"
+    return data if len(data.encode()) <= CALLBACK_MAX else f"{n}|"
+
+
+def pressed(update: Update) -> Inbound | None:
+    """A keyboard button pressed in a private chat, as an ``Inbound`` whose text is the button's."""
+    query = update.callback_query
+    if query is None or not query.data or query.from_user.is_bot:
+        return None
+    number, _, key = query.data.partition("|")
+    message = query.message if isinstance(query.message, Message) else None
+    if message is not None and message.chat.type != "private":
+        return None
+    label = next((b.text for row in (message.reply_markup.inline_keyboard if message and message.reply_markup else ())
+                  for b in row if b.callback_data == query.data), number)
+    chat = message.chat.id if message is not None else query.from_user.id
+    settle: dict[str, Any] = {"callback_id": query.id, "chat_id": chat,
+                              "message_id": message.message_id if message is not None else None}
+    return Inbound("telegram", str(chat), label, provider_id=str(update.update_id),
+                   reply_to=f"{chat}:{message.message_id}" if message is not None else None,
+                   meta={**({"answers": key} if key else {}), "settle": settle})
 
 
 def retry_seconds(exc: RetryAfter) -> float:
@@ -165,9 +213,14 @@ class TelegramChannel:
 
     # -- sending ----------------------------------------------------------------------------------------
     def send(self, message: Outbound) -> Delivery:
+        if message.settle is not None:
+            self.settle(message.settle)
+        if not message.text:
+            return Delivery()
         chat = message.address.id
         # a deliverable's Markdown as plain lines (a table row as "name: field: value; ..."), not markup
         parts = split_text(plain_text(message.text) if message.kind == "report" else message.text)
+        markup = keyboard(message.question) if message.question else None
         # A chase quotes the opening, so the person sees what it is about; other messages stand alone.
         quote = message.thread if message.kind == "chase" else None
         quoted = int(quote.split(":", 1)[1]) if quote and quote.startswith(f"{chat}:") else None
@@ -178,7 +231,8 @@ class TelegramChannel:
             if str(index) in done:  # sent before a failure of a later part; the retry goes on from there
                 ref = done[str(index)]
                 continue
-            ref = self._send_part(chat, part, quoted if index == 0 else None)
+            ref = self._send_part(chat, part, quoted if index == 0 else None,
+                                  markup if index == len(parts) - 1 else None)
             if len(parts) > 1:
                 with self.r.pipeline() as p:
                     p.hset(keys.telegram_parts(message.key), str(index), ref)
@@ -186,7 +240,7 @@ class TelegramChannel:
                     p.execute()
         return Delivery(ref=ref)
 
-    def _send_part(self, chat: str, text: str, quoted: int | None) -> str:
+    def _send_part(self, chat: str, text: str, quoted: int | None, markup: InlineKeyboardMarkup | None = None) -> str:
         async def post() -> str:
             reply = ReplyParameters(quoted, allow_sending_without_reply=True) if quoted else None
             limits = self._limits(chat)
@@ -195,7 +249,7 @@ class TelegramChannel:
                 # until Telegram answered, when Telegram has it for sure.
                 member = await asyncio.to_thread(self._take_slot, chat, limits)
                 try:
-                    sent = await bot.send_message(chat, text, reply_parameters=reply,
+                    sent = await bot.send_message(chat, text, reply_parameters=reply, reply_markup=markup,
                                                   link_preview_options=LinkPreviewOptions(is_disabled=True))
                 finally:
                     await asyncio.to_thread(self.limiter.finish, limits, member)
@@ -208,6 +262,26 @@ class TelegramChannel:
             raise failure(exc) from None
         except TelegramError as exc:
             raise failure(exc) from None
+
+    def settle(self, settle: Settle) -> None:
+        """Answer the button press (``answerCallbackQuery``: the person's app stops waiting and shows the
+        answer) and take the keyboard off the message (``editMessageReplyMarkup``).
+
+        Cosmetic: a failure (an expired query, a message gone) is logged, never fails the reply.
+        """
+        data = settle.data
+
+        async def settle_it() -> None:
+            async with self.bot() as bot:
+                if data.get("callback_id"):
+                    await bot.answer_callback_query(str(data["callback_id"]), text=f"✓ {settle.answer}"[:200])
+                if data.get("chat_id") and data.get("message_id"):
+                    await bot.edit_message_reply_markup(chat_id=data["chat_id"], message_id=int(data["message_id"]))
+
+        try:
+            self.call(settle_it())
+        except TelegramError as exc:
+            log.warning("could not settle the pressed button: %s", exc)
 
     def _limits(self, chat: str) -> list[tuple[str, Rule]]:
         return [(keys.TELEGRAM_RATE_BOT, self.bot_rule), (keys.telegram_rate_chat(chat), self.chat_rule)]
@@ -229,25 +303,35 @@ class TelegramChannel:
     def inbound(update: dict[str, Any]) -> Inbound | None:
         """A person's text in a private chat with the bot (an Update as JSON), as an ``Inbound``; else None.
 
-        Group chats, edits, the bot's own and other bots' messages and messages with no text are not
-        answers. ``reply_to`` is the replied-to message as ``{chat id}:{message id}``, like ``Delivery.ref``.
+        Group chats, the bot's own and other bots' messages and messages with no text are not answers.
+        ``reply_to`` is the replied-to message as ``{chat id}:{message id}``, like ``Delivery.ref``;
+        ``meta.ref`` is the message's own. An ``edited_message`` carries the edited one's ref as
+        ``meta.edit_of`` (and ``reply_to``, which finds the sub-task it answered); a ``callback_query``
+        (a keyboard button pressed) is the button's text, answering its field (``meta.answers``).
         """
         try:
             parsed = Update.de_json(update, None)
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("an update that is not a Bot API Update was ignored")
             return None
-        message = parsed.message
+        if parsed.callback_query is not None:
+            return pressed(parsed)
+        edited = parsed.edited_message is not None
+        message = parsed.edited_message or parsed.message
         if message is None or message.chat.type != "private" or (message.from_user and message.from_user.is_bot):
             return None
         text = message.text or message.caption or ""
         if not text.strip():
             return None
         chat = message.chat.id
+        ref = f"{chat}:{message.message_id}"
         reply = message.reply_to_message
+        meta: dict[str, Any] = {"chat_id": chat, "message_id": message.message_id}
+        meta.update({"edit_of": ref} if edited else {"ref": ref})
+        when = (message.edit_date if edited and message.edit_date else message.date).timestamp()
         return Inbound("telegram", str(chat), text, provider_id=str(parsed.update_id),
-                       reply_to=f"{chat}:{reply.message_id}" if reply else None, at=message.date.timestamp(),
-                       meta={"chat_id": chat, "message_id": message.message_id})
+                       reply_to=ref if edited else (f"{chat}:{reply.message_id}" if reply else None), at=when,
+                       meta=meta)
 
     @staticmethod
     def command(text: str) -> tuple[str, str] | None:

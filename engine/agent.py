@@ -16,6 +16,7 @@ from typing import Any
 
 from .model import Assistant, FieldSpec, TaskDefinition
 from .ports import Completion, Model, ModelError, Usage
+from .questions import what_fits
 from .tools import Tool, ToolContext, execute
 
 log = logging.getLogger("taskbot.agent")
@@ -94,7 +95,7 @@ def call_model(port: Model, assistant: Assistant, messages: list[dict[str, Any]]
 def describe_fields(fields: Sequence[FieldSpec], data: dict[str, Any]) -> str:
     lines = []
     for f in fields:
-        kind = f.type + (f" (one of: {', '.join(f.choices)})" if f.choices else "")
+        kind = f.type if f.type == "text" else f"{f.type}: {what_fits(f)}"
         got = f" — recorded: {json.dumps(data[f.key], ensure_ascii=False)}" if f.key in data else ""
         lines.append(f"- {f.key} ({'required' if f.required else 'optional'}, {kind}): {f.prompt}{got}")
     return "\n".join(lines)

@@ -23,7 +23,9 @@ from .inbox import Inbox
 from .lateness import takes_answer
 from .limits import Slots
 from .model import Assistant, ConversationState, FieldSpec, TaskDefinition, TaskState
+from .outbox import REF_TTL
 from .ports import Clock, Completion, Inbound, Model, ModelError, Usage
+from .questions import merge
 from .scripted import opening
 from .store import Store, decode_hash, dumps, message
 from .tools import ToolContext, offered
@@ -214,7 +216,8 @@ class Conversations:
         conversation = [json.loads(m) for m in stored]
         conversation.append({"role": "system" if meta.get("note") else "user", "text": msg["text"][:MAX_TEXT]})
         tools = offered(assistant, definition)
-        ctx = ToolContext(self.store, self.clock.now(), sub["id"], run, definition, fields, dict(data), turn_key=iid)
+        ctx = ToolContext(self.store, self.clock.now(), sub["id"], run, definition, fields, dict(data), turn_key=iid,
+                          tz=sub.get("tz") or "UTC")
         system = system_prompt(assistant, definition, state.instructions, fields, data,
                                sub.get("name") or sub["participant_id"], tools)
         return run_turn(self.model, self.config, assistant, system, history(conversation, bound), tools, ctx)
@@ -243,6 +246,7 @@ class Conversations:
                 entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
             update: dict[str, Any] = {"state": "applied", "sid": sid, "done": "0", "reply": ""}
             sub_update: dict[str, Any] = {}
+            refs: list[str] = []
             notify = ""
             if meta.get("auto_reply") or (late and note):
                 update["state"] = "replied"
@@ -259,7 +263,13 @@ class Conversations:
                 notify = "" if sub.get("fault") else reason
             else:
                 data = json.loads(sub["data"])
-                data.update(turn.record)
+                history = json.loads(sub.get("data_history") or "{}")
+                if merge(data, history, turn.record, now):  # record_data again: the old value is kept
+                    sub_update["data_history"] = dumps(history)
+                if len(turn.record) == 1 and meta.get("ref") and not note:  # an edit of it changes this answer
+                    entries[0] = message("user", text[:MAX_TEXT], at, **extra, ref=meta["ref"],
+                                         field=next(iter(turn.record)))
+                    refs.append(meta["ref"])
                 for t in turn.log:
                     entries.append(message("tool", f"{t['tool']}({t['arguments']}) → {t['result']}", now,
                                            kind="refused" if t.get("refused") else "tool", tool=t["tool"]))
@@ -279,6 +289,8 @@ class Conversations:
                 p.hset(keys.sub(sid), mapping=sub_update)
             if "last_activity_at" in sub_update and sub.get("channel"):
                 p.zadd(keys.active(sub["channel"], sub["address"]), {sid: now}, xx=True)
+            for ref in refs:  # an edit of the message routes back here
+                p.set(keys.thread(msg["channel"], ref), sid, ex=REF_TTL)
             for item in (turn.saved if turn and not turn.failed and not late else []):
                 p.rpush(keys.run_saved(run["id"]), dumps(item))
             if notify:

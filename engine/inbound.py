@@ -11,26 +11,35 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 from . import keys
 from .conversation import CLOSED_TEXT, MAX_TEXT, NOT_OPEN_TEXT, Conversations
 from .errors import TaskbotError
+from .hours import zone
 from .inbox import Inbox
 from .lateness import takes_answer
-from .model import TaskDefinition
+from .model import FieldSpec, TaskDefinition
 from .outbox import Outbox
-from .ports import Address, Clock, Delivery, DeliveryFailed, Outbound
+from .ports import Address, Clock, Delivery, DeliveryFailed, Outbound, Question, Settle
+from .questions import merge, widget
 from .revisions import Revisions
 from .runs import Runs
 from .schedules import Schedules
-from .scripted import scripted_turn
+from .scripted import Turn, edit_turn, scripted_turn
 from .store import Store, decode_hash, dumps, message
 from .subtasks import Subtasks
 
 log = logging.getLogger("taskbot.inbound")
 
 NO_TASK_TEXT = "Hi! You have no open task with me right now."
+
+
+def local_date(at: float, tz: str | None) -> date:
+    """The participant's own date at ``at`` (their sub-task keeps their time zone from its opening)."""
+    return datetime.fromtimestamp(at, zone(tz)).date()
 
 
 class InboundProcessor:
@@ -91,7 +100,9 @@ class InboundProcessor:
         else:
             sub: dict[str, str] | None = None
             if msg["state"] == "stored":
-                outcome = self.conversations.take_turn(iid, sid, msg, member)  # a model's turn; None: scripted
+                # a model's turn (None: scripted); an edit of an answer is applied as written, whatever the model
+                edit = bool(json.loads(msg.get("meta") or "{}").get("edit_of"))
+                outcome = None if edit else self.conversations.take_turn(iid, sid, msg, member)
                 if outcome == "wait":
                     return "wait"  # queued for a turn slot: the message stays at the head until it is woken
                 sub = self._apply(iid, sid, msg) if outcome is None else None
@@ -162,27 +173,42 @@ class InboundProcessor:
                 p.hset(keys.inbound(iid), mapping={"state": "replied", "sid": sid, "done": "0"})
                 msg.update(state="replied", sid=sid, done="0")
                 return sub
+            question: Question | None = None
+            ref = ""
             if takes_answer(self.store, sub):
-                if sub["status"] != "running":
-                    entries[0] = message("user", text, at, late=True, **extra)
                 fields = self.store.fields_of(sub["run_id"], int(sub["step"]))
-                turn = scripted_turn(fields, int(sub["cursor"]), text)
+                late = {"late": True} if sub["status"] != "running" else {}  # a late answer the task accepts
+                turn, entries[0] = self._turn(sid, sub, fields, text, at, meta, now, {**extra, **late})
                 data = json.loads(sub["data"])
-                data.update(turn.record)
+                history = json.loads(sub.get("data_history") or "{}")
+                changes = merge(data, history, turn.record, now)
                 sub_update: dict[str, Any] = {"data": dumps(data), "cursor": turn.cursor, "last_activity_at": now}
+                if changes:
+                    sub_update["data_history"] = dumps(history)
+                if len(turn.record) == 1 and (meta.get("ref") or meta.get("edit_of")):
+                    ref = meta.get("edit_of") or meta["ref"]  # an edit of this message changes this answer
                 reply = turn.reply
+                question = widget(fields[turn.asks]) if turn.asks is not None else None
                 update["done"] = "1" if turn.done else "0"
             else:
                 entries[0] = message("user", text, at, late=True, **extra)
                 sub_update = {}
                 reply = NOT_OPEN_TEXT if sub["status"] == "pending" else CLOSED_TEXT
-            entries.append(message("assistant", reply, now, kind="reply"))
+            if reply:
+                entries.append(message("assistant", reply, now, kind="reply",
+                                       **({"question": question.to_dict()} if question else {})))
+            elif not meta.get("settle"):
+                update["state"] = "replied"  # nothing to say, and no clicked message to update
             update["reply"] = reply
+            if question:
+                update["question"] = dumps(question.to_dict())
             p.multi()
             p.rpush(keys.sub_conv(sid), *entries)
             if sub_update:
                 p.hset(keys.sub(sid), mapping=sub_update)
                 p.zadd(keys.active(sub["channel"], sub["address"]), {sid: now}, xx=True)
+            if ref:
+                self.outbox.remember_ref(p, msg["channel"], ref, sid)
             p.hset(keys.inbound(iid), mapping=update)
             msg.update(update)
             return sub
@@ -191,17 +217,54 @@ class InboundProcessor:
                                                              value_from_callable=True)
         return result
 
+    def _turn(self, sid: str, sub: dict[str, str], fields: list[FieldSpec], text: str, at: float,
+              meta: dict[str, Any], now: float, extra: dict[str, Any]) -> tuple[Turn, str]:
+        """The scripted turn of a message (an edit's, whatever the assistant), and its conversation entry."""
+        data = json.loads(sub["data"])
+        cursor = int(sub["cursor"])
+        today = local_date(now, sub.get("tz"))
+        edit = meta.get("edit_of")
+        if edit:
+            live = not self.conversations.assistant_for(sub["run_id"]).scripted
+            turn = edit_turn(fields, len(fields) if live else cursor, self._answered(sid, edit), text, data=data,
+                             today=today)
+            turn = replace(turn, cursor=cursor)
+        else:
+            turn = scripted_turn(fields, cursor, text, data=data, today=today, answers=meta.get("answers"),
+                                 about=self.store.definition_of(sub["run_id"]).name)
+        marks: dict[str, Any] = {"edit_of": edit} if edit else {}
+        if len(turn.record) == 1 and (meta.get("ref") or edit):
+            marks.update(ref=edit or meta["ref"], field=next(iter(turn.record)))
+        elif meta.get("answers") and turn.record:
+            marks["field"] = next(iter(turn.record))
+        return turn, message("user", text, at, **extra, **marks)
+
+    def _answered(self, sid: str, ref: str) -> str | None:
+        """The field the message ``ref`` (a channel's own id for it) last gave the answer to."""
+        for raw in reversed(self.r.lrange(keys.sub_conv(sid), 0, -1)):
+            entry = json.loads(raw)
+            if entry.get("role") == "user" and entry.get("ref") == ref and entry.get("field"):
+                return str(entry["field"])
+        return None
+
     def _reply(self, iid: str, sid: str, msg: dict[str, str], sub: dict[str, str] | None) -> None:
         """Send the turn's reply once; the inbound moves to ``replied`` with the sent mark."""
         key = f"reply:{iid}"
+        clicked = json.loads(msg.get("meta") or "{}").get("settle")
+        if not msg["reply"] and not clicked:  # nothing to say (an edit that changed nothing)
+            self.r.hset(keys.inbound(iid), "state", "replied")
+            return
         if self.outbox.claim(sid, key) == 1:
             sub = sub or self.store.sub_fields(sid)
             address = Address(sub.get("channel") or msg["channel"], sub.get("address") or msg["sender"])
+            settle = Settle(msg["text"], clicked) if clicked and address.channel == msg["channel"] else None
+            question = Question.from_dict(json.loads(msg["question"])) if msg.get("question") else None
             out = Outbound(address, msg["reply"], key=f"{sid}:{key}", kind="reply", thread=sub.get("thread"),
                            subtask_id=sid, reply_token=sub.get("token"),
-                           subject=self.store.definition_of(sub["run_id"]).name if sub.get("run_id") else None)
+                           subject=self.store.definition_of(sub["run_id"]).name if sub.get("run_id") else None,
+                           question=question, settle=settle)
             try:
-                delivery = self.outbox.send(out)
+                delivery = self.outbox.send(out) if out.text or out.settle else Delivery()
             except DeliveryFailed as exc:
                 self.outbox.unclaim(sid, key)
                 if not exc.permanent:

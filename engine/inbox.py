@@ -227,16 +227,18 @@ class Inbox:
             raise NotFound("chat", token[:6] + "…")
         return str(sid.decode())
 
-    def post_web(self, token: str, text: str, message_id: str | None = None) -> tuple[str, bool]:
+    def post_web(self, token: str, text: str, message_id: str | None = None,
+                 answers: str | None = None) -> tuple[str, bool]:
         """A web chat answer: stored (and queued) before the HTTP 202 goes back.
 
         ``message_id`` lets a page that retries a POST be processed once; without one each
-        POST is a new message.
+        POST is a new message. ``answers`` is the field a button pressed on the page belongs to.
         """
         sid = self.subtask_for_token(token)
         address = self.r.hget(keys.sub(sid), "address")
         sender = address.decode() if address else sid
-        return self.receive(Inbound("web", sender, text, f"{sid}/{message_id or new_id(8)}", reply_to=token))
+        return self.receive(Inbound("web", sender, text, f"{sid}/{message_id or new_id(8)}", reply_to=token,
+                                    meta={"answers": answers} if answers else {}))
 
     def route(self, msg: dict[str, str]) -> str | None:
         """The sub-task a message answers: its thread or token, else the sender's latest open one

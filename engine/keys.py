@@ -48,12 +48,15 @@ Layout (all under ``taskbot:``)::
     slots:waiting:ttl         zset   waiter -> when it is dropped unless it asks again
     slots:woken               zset   waiter -> when it was last woken (not woken twice at once)
     slots:seq                 int    arrival counter
-    sub:{sid}                 hash   sub-task fields, `data` JSON, `cursor` (field being asked), `token`
+    sub:{sid}                 hash   sub-task fields, `data` JSON, `data_history` JSON (replaced answers),
+                                     `cursor` (field being asked), `token`, `tz` and `hours` (the participant's,
+                                     as resolved when opened or chased), `open_at` (a held opening's time)
     sub:{sid}:conv            list   conversation messages JSON {role, text, at, ...}
     sub:{sid}:sent            set    keys of outbound messages already delivered (dropped when it ends)
     token:{token}             string a sub-task's reply token (web chat link, email plus-address) -> sub-task id
     claim:{sid}:{key}         string short-lived claim on sending one outbound message (at most one sender)
-    thread:{channel}:{ref}    string ref of a message the bot sent (thread ts, message id) -> sub-task id
+    thread:{channel}:{ref}    string ref of a message the bot sent (thread ts, message id), or of a person's
+                                     message that gave an answer (so its edit finds it) -> sub-task id
     active:{channel}:{addr}   zset   a participant's open sub-tasks on a channel by last activity
     inbound:{iid}             hash   a stored inbound message (kept until fully processed)
     inbox:{qid}               list   a sender's stored messages on one channel, oldest first, until processed
@@ -63,7 +66,8 @@ Layout (all under ``taskbot:``)::
     leases                    zset   work item -> deadline; overdue items are re-driven by the sweeper
     redrives                  hash   work item -> times the sweeper re-drove it
     dead                      hash   work item -> when it was given up after too many re-drives
-    timers                    zset   sub-task id -> when its next chase check is due (or its lease ends)
+    timers                    zset   sub-task id -> when its next chase check, or its held opening, is due
+                                     (or its lease ends)
     deadlines                 zset   "<rid>:<step>" -> when that fan-out closes (or, once taken, its lease ends)
     notifications:{owner}     list   in-app notifications JSON, newest last
     schedules                 hash   schedule id -> JSON {task_id, cron, timezone, data, enabled}

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from .durations import parse_duration
 from .filters import FilterError, parse_filter
+from .hours import check_away, check_hours, check_zone
 from .messages import template_problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -83,6 +84,8 @@ class FieldSpec(Strict):
     required: bool = True
     type: Literal["text", "choice", "number", "scale", "date", "list"] = "text"
     choices: list[str] | None = None
+    min: float | None = None  # number and scale (a scale is 1–5 unless these say otherwise)
+    max: float | None = None
 
     @field_validator("key")
     @classmethod
@@ -95,6 +98,16 @@ class FieldSpec(Strict):
     def _choices(self) -> FieldSpec:
         if self.type == "choice" and not self.choices:
             raise ValueError("a choice field needs choices")
+        if self.type == "choice" and len({c.casefold() for c in self.choices or []}) != len(self.choices or []):
+            raise ValueError("choices must differ (ignoring case)")
+        if (self.min is not None or self.max is not None) and self.type not in ("number", "scale"):
+            raise ValueError("min and max are for number and scale fields")
+        if self.type == "scale" and any(v is not None and not float(v).is_integer() for v in (self.min, self.max)):
+            raise ValueError("a scale's min and max are whole numbers")
+        low = self.min if self.min is not None else (1 if self.type == "scale" else None)
+        high = self.max if self.max is not None else (5 if self.type == "scale" else None)
+        if low is not None and high is not None and low >= high:
+            raise ValueError(f"min ({low:g}) must be below max ({high:g})")
         return self
 
 
@@ -174,6 +187,13 @@ class TemplateSpec(Strict):
     chase: ChaseSpec = Field(default_factory=ChaseSpec)
     close: CloseSpec | None = None
     accept_late: bool = False
+    #: for participants whose contact has none (SPEC §11); unset: TASKBOT_WORKING_HOURS
+    working_hours: str | list[str] | None = None
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str | list[str] | None) -> str | list[str] | None:
+        return check_hours(value)
 
     @field_validator("fields")
     @classmethod
@@ -305,6 +325,22 @@ class Contact(Strict):
     timezone: str = "UTC"
     manager: str | None = None
     away_until: str | None = None
+    working_hours: str | list[str] | None = None
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _zone(cls, value: Any) -> Any:
+        return "UTC" if value in (None, "") else check_zone(str(value).strip())
+
+    @field_validator("away_until")
+    @classmethod
+    def _away(cls, value: str | None) -> str | None:
+        return None if value is None else check_away(value)
+
+    @field_validator("working_hours", mode="before")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        return None if value in (None, "", []) else check_hours(value)
 
     @field_validator("email")
     @classmethod

@@ -19,6 +19,32 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Question:
+    """A typed question a channel may show as buttons or a menu (``choice``, ``scale``: ``options``) or a
+    date picker (``date``); typing the answer works as well. ``key`` is the field it asks."""
+
+    key: str
+    type: str
+    options: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "type": self.type, "options": list(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Question:
+        return cls(str(data["key"]), str(data["type"]), tuple(str(o) for o in data.get("options") or ()))
+
+
+@dataclass(frozen=True)
+class Settle:
+    """The message whose button was pressed: its channel shows ``answer`` there and takes the buttons
+    away. ``data`` is what the channel's own translation of the click kept to find that message."""
+
+    answer: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Outbound:
     """A message the engine wants delivered.
 
@@ -26,6 +52,9 @@ class Outbound:
     deduplicate uses it, and the engine never sends the same key twice once delivered.
     ``thread`` is the provider ref of an earlier message to reply under (Slack ts, ...).
     ``reply_token`` is the sub-task's unguessable token (web chat link, email plus-address).
+    ``question`` lets a channel add buttons, a menu or a date picker for the field the text asks;
+    ``settle`` (a reply to a click) updates the clicked message first; a reply with no ``text``
+    only settles.
     """
 
     address: Address
@@ -36,6 +65,8 @@ class Outbound:
     subtask_id: str | None = None
     reply_token: str | None = None
     subject: str | None = None
+    question: Question | None = None
+    settle: Settle | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +94,12 @@ class Inbound:
     ``provider_id`` is the provider's own id for this delivery (Slack event_id, Telegram
     update_id, email Message-ID); the engine processes each one once. ``reply_to`` is the
     provider ref the message answers (thread ts, replied-to message id, web chat token).
-    ``meta`` may carry ``auto_reply: True`` (kept, never taken as an answer) and
-    ``attachments``: a list of ``{name, path, size, content_type}`` the adapter saved.
+    ``meta`` may carry ``auto_reply: True`` (kept, never taken as an answer),
+    ``attachments``: a list of ``{name, path, size, content_type}`` the adapter saved,
+    ``ref``: the provider's id of this very message (``{channel}:{ts}``, ``{chat}:{message id}``),
+    so a later edit of it can change the answer it gave; ``edit_of``: the ``ref`` of the message
+    this one is an edit of; and for a click, ``answers`` (the field key the button belongs to)
+    and ``settle`` (what the channel needs to update the clicked message, see :class:`Settle`).
     """
 
     channel: str

@@ -13,17 +13,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import keys
-from .chase import decide, next_check
+from .chase import decide, next_check, next_due
 from .conversation import Conversations
 from .errors import NotFound
 from .escalations import Escalations
 from .events import Events
+from .hours import Availability, availability
 from .inbox import Inbox
 from .lateness import accepts_late
 from .leases import Leases
 from .model import ChaseSpec, Contact, TaskState
 from .outbox import Outbox
 from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
+from .questions import widget
 from .selection import select_channel
 from .store import Store, message
 
@@ -82,10 +84,12 @@ class Subtasks:
         conversations: the opening text, and a free conversation's first turn.
         inbox: whether a participant's answer waits to be applied (no chase then).
         escalations: chase texts, and the escalation after the last chase.
+        working_hours: the hours of participants whose contact and task give none (TASKBOT_WORKING_HOURS).
     """
 
     def __init__(self, store: Store, clock: Clock, jobs: Jobs, leases: Leases, outbox: Outbox, events: Events,
-                 conversations: Conversations, inbox: Inbox, escalations: Escalations) -> None:
+                 conversations: Conversations, inbox: Inbox, escalations: Escalations,
+                 working_hours: str = "always") -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
@@ -96,6 +100,7 @@ class Subtasks:
         self.conversations = conversations
         self.inbox = inbox
         self.escalations = escalations
+        self.working_hours = working_hours
         self._finish = self.r.register_script(FINISH)
         self._take = self.r.register_script(TAKE)
 
@@ -141,6 +146,8 @@ class Subtasks:
         return Contact(id=pid, email=pid if "@" in pid else None)
 
     def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: Sequence[str]) -> None:
+        """Send the opening, unless the participant is away (excused) or outside their working hours
+        (it waits for their next window start, on a timer)."""
         sid = sub["id"]
         selected = select_channel(contact, enabled, self.outbox.channels)
         if isinstance(selected, str):
@@ -149,12 +156,18 @@ class Subtasks:
         token = sub["token"]
         step = int(sub["step"])
         state = self.store.state_of(run, step)
+        window = self.availability(contact, state)
+        if sub.get("kind") != "conversation" and self._held(sid, window, contact):
+            return  # an owner's own conversation opens when they asked for it
         text = self.conversations.opening(run, state)
         key = "open"
         if self.outbox.claim(sid, key) != 1:
             return
+        fields = getattr(state, "fields", None)
+        question = widget(fields[0]) if fields else None
         out = Outbound(Address(selected.channel, selected.id), text, key=f"{sid}:{key}", kind="opening",
-                       subtask_id=sid, reply_token=token, subject=self.store.definition_of(run).name)
+                       subtask_id=sid, reply_token=token, subject=self.store.definition_of(run).name,
+                       question=question)
         delivery = self.outbox.send(out)
         now = self.clock.now()
 
@@ -163,12 +176,14 @@ class Subtasks:
                 return False
             p.multi()
             fields: dict[str, Any] = {"status": "running", "channel": selected.channel, "address": selected.id,
-                                      "opened_at": now, "last_activity_at": now}
+                                      "opened_at": now, "last_activity_at": now, "tz": window.tz.key,
+                                      "hours": window.hours.text}
             if delivery.ref:
                 fields["thread"] = delivery.ref
                 self.outbox.remember_ref(p, selected.channel, delivery.ref, sid)
             p.hset(keys.sub(sid), mapping=fields)
-            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening"))
+            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening",
+                                                **({"question": question.to_dict()} if question else {})))
             p.zadd(keys.active(selected.channel, selected.id), {sid: now})
             self.outbox.mark_sent(p, sid, key)
             self.events.emit(p, "subtask.running", run_id=run["id"], subtask_id=sid, status="running",
@@ -176,8 +191,46 @@ class Subtasks:
             return True
 
         if self.r.transaction(mark, keys.sub(sid), value_from_callable=True):
-            self.schedule_check(sid, next_check(self.chase_spec(run, step), 0, now))
+            self.schedule_check(sid, next_check(self.chase_spec(run, step), 0, now, window))
             self.conversations.kickoff(run, sid, state)
+
+    def availability(self, contact: Contact, state: Any) -> Availability:
+        """When ``contact`` may be messaged in ``state``: their hours, else the task's, else the default."""
+        return availability(contact.timezone, contact.working_hours, getattr(state, "working_hours", None),
+                            self.working_hours, away_until=contact.away_until)
+
+    def _held(self, sid: str, window: Availability, contact: Contact) -> bool:
+        """True when the opening may not go out now: the participant is away (their sub-task is excused)
+        or outside their working hours (a timer opens it at their next window start)."""
+        now = self.clock.now()
+        if window.away(now):
+            self.finish(sid, "excused", f"away until {contact.away_until}")
+            return True
+        at = window.next_open(now)
+        if at <= now:
+            return False
+        with self.r.pipeline() as p:
+            p.hset(keys.sub(sid), mapping={"open_at": at, "tz": window.tz.key, "hours": window.hours.text})
+            self.schedule_check(sid, at, p)
+            p.execute()
+        return True
+
+    def _open_due(self, sid: str, sub: dict[str, str]) -> None:
+        """A held opening's timer came due: open it now (or hold it again, if the hours changed)."""
+        run = self.store.run_fields(sub["run_id"])
+        if run["status"] != "running":
+            self.r.zrem(keys.TIMERS, sid)
+            return
+        pid = sub["participant_id"]
+        contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        try:
+            self.open(run, sub, contact, self.store.assistant_of(run).channels)
+        except DeliveryFailed as exc:
+            if exc.permanent:
+                self.finish(sid, "failed", exc.reason)
+            else:
+                log.warning("opening %s deferred: %s", sid, exc.reason)
+                self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
 
     def chase_spec(self, run: dict[str, str], step: int) -> ChaseSpec:
         state = self.store.state_of(run, step)
@@ -217,6 +270,9 @@ class Subtasks:
         except NotFound:
             self.r.zrem(keys.TIMERS, sid)
             return
+        if sub["status"] == "pending":
+            self._open_due(sid, sub)
+            return
         if sub["status"] != "running":
             self.r.zrem(keys.TIMERS, sid)
             return
@@ -227,21 +283,30 @@ class Subtasks:
             return
         run = self.store.run_fields(sub["run_id"])
         spec = self.chase_spec(run, int(sub["step"]))
+        pid = sub["participant_id"]
+        contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        window = self.availability(contact, self.store.state_of(run, int(sub["step"])))
+        if (window.tz.key, window.hours.text) != (sub.get("tz"), sub.get("hours")):
+            self.r.hset(keys.sub(sid), mapping={"tz": window.tz.key, "hours": window.hours.text})
         sent = int(sub["chases_sent"])
+        now = self.clock.now()
         decision = decide(open_=True, chases_sent=sent, last_activity_at=float(sub["last_activity_at"]),
-                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=self.clock.now(),
+                          last_chase_at=float(sub.get("last_chase_at", 0)), spec=spec, now=now, window=window,
                           escalated=bool(sub.get("escalated_at")))
         if decision.action == "wait":
             self.schedule_check(sid, decision.at)
+        elif window.away(now) and sub.get("kind") != "conversation":
+            self.finish(sid, "excused", f"away until {contact.away_until}")
         elif decision.action == "time_out":
             self.finish(sid, "timed_out", f"no answer after {sent} reminder{'s' if sent != 1 else ''}")
         elif decision.action == "chase":
-            self._remind(sid, sub, run, sent + 1, spec)
+            self._remind(sid, sub, run, sent + 1, spec, window)
         elif decision.action == "escalate":
             again = self.escalations.escalate(sid, sub, run, spec)
             self.schedule_check(sid, again if again is not None else self.clock.now())
 
-    def _remind(self, sid: str, sub: dict[str, str], run: dict[str, str], n: int, spec: ChaseSpec) -> None:
+    def _remind(self, sid: str, sub: dict[str, str], run: dict[str, str], n: int, spec: ChaseSpec,
+                window: Availability) -> None:
         key = f"chase:{n}"
         if self.outbox.claim(sid, key) != 1:
             return  # sent already, or being sent by another worker that sets the next check
@@ -268,7 +333,9 @@ class Subtasks:
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
             self.outbox.mark_sent(p, sid, key)
             self.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
-            self.schedule_check(sid, next_check(spec, n, now), p)
+            self.schedule_check(sid, next_due(chases_sent=n, last_activity_at=float(sub["last_activity_at"]),
+                                              last_chase_at=now, spec=spec, window=window,
+                                              escalated=bool(sub.get("escalated_at")))[1], p)
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.r.transaction(mark, keys.sub(sid))

@@ -14,11 +14,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .errors import TaskbotError
+from .hours import zone
 from .model import Assistant, FieldSpec, TaskDefinition
-from .scripted import parse_value
+from .questions import accept, shown, what_fits
 from .store import Store
 
 #: What a tool hands back at most (a long deliverable is cut, with a note).
@@ -45,6 +47,7 @@ class ToolContext:
     done: bool = False
     saved: list[dict[str, str]] = field(default_factory=list)
     effects: list[dict[str, Any]] = field(default_factory=list)
+    tz: str = "UTC"  # the participant's: "tomorrow" is their tomorrow
 
     def effect_id(self, kind: str) -> str:
         """An id for the n-th effect of this turn, the same however many times the turn is computed."""
@@ -101,18 +104,22 @@ def _obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 # -- the built-in tools ------------------------------------------------------------------------
 def record_data(ctx: ToolContext, args: dict[str, Any]) -> str:
+    """Record one field's value, checked like a typed reply; recording a field again changes it (the old
+    value goes to the sub-task's ``data_history``)."""
     key = str(args["key"])
     spec = next((f for f in ctx.fields if f.key == key), None)
     if spec is None:
         known = ", ".join(f.key for f in ctx.fields) or "none"
         raise ToolError(f"unknown field {key!r}; this conversation's fields are: {known}")
-    value = args["value"]
-    if isinstance(value, str):
-        value, problem = parse_value(spec, value.strip())
-        if problem:
-            raise ToolError(f"{key}: {problem}")
+    value, problem = accept(spec, args["value"], datetime.fromtimestamp(ctx.now, zone(ctx.tz)).date())
+    if problem:
+        raise ToolError(f"{key}: {json.dumps(args['value'], ensure_ascii=False)} does not fit; "
+                        f"record {what_fits(spec)}")
+    before = ctx.data.get(key)
     ctx.record[key] = value
     ctx.data[key] = value
+    if before is not None and before != value:
+        return f"changed {key} from {shown(before)} to {shown(value)}; tell the person what changed"
     return f"recorded {key}"
 
 

@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from .chase import next_due
+from .hours import ALWAYS, Availability, parse_hours, zone
+from .model import ChaseSpec, TaskState
 from .reporting import report_records, version_of
 from .store import Store
 
@@ -23,9 +26,11 @@ def iso(ts: str | float | None) -> str | None:
 
 def message_view(m: dict[str, Any]) -> dict[str, Any]:
     out = {"role": m["role"], "text": m["text"], "at": iso(m["at"])}
-    for extra in ("kind", "late", "auto_reply", "attachments", "tool", "usage"):
+    for extra in ("kind", "late", "auto_reply", "attachments", "tool", "usage", "question", "field"):
         if extra in m:
             out[extra] = m[extra]
+    if m.get("edit_of"):
+        out["edited"] = True
     return out
 
 
@@ -41,17 +46,42 @@ def usage_of(sub: dict[str, str]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def next_step(store: Store, sub: dict[str, str]) -> tuple[str | None, str | None]:
+    """When the sub-task's next opening, chase or time-out is due, and which (SPEC §11 ``next_at``),
+    by the rules the chase check follows (:func:`.chase.next_due`)."""
+    if sub.get("status") == "pending" and sub.get("open_at"):
+        return iso(sub["open_at"]), "opening"
+    if sub.get("status") != "running" or not sub.get("last_activity_at"):
+        return None, None
+    state = store.state_of(sub["run_id"], int(sub["step"]))
+    window = Availability(zone(sub.get("tz")), parse_hours(sub.get("hours") or ALWAYS))
+    then, at = next_due(chases_sent=int(sub.get("chases_sent", 0)), last_activity_at=float(sub["last_activity_at"]),
+                        last_chase_at=float(sub.get("last_chase_at", 0)), window=window,
+                        spec=state.chase if isinstance(state, TaskState) else ChaseSpec(),
+                        escalated=bool(sub.get("escalated_at")))
+    return iso(at), then
+
+
+def history_view(raw: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Each field's earlier values, oldest first, with when each was replaced."""
+    history: dict[str, list[dict[str, Any]]] = json.loads(raw or "{}")
+    return {key: [{"value": h["value"], "replaced_at": iso(h["replaced_at"])} for h in values]
+            for key, values in history.items()}
+
+
 def subtask_view(store: Store, chat_url: Callable[[str], str], sub: dict[str, str], *,
                  conversation: bool = True) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": sub["id"], "run_id": sub["run_id"], "participant_id": sub["participant_id"],
         "name": sub.get("name", sub["participant_id"]), "kind": sub.get("kind", "task"),
         "channel": sub.get("channel"), "status": sub["status"], "chases_sent": int(sub.get("chases_sent", 0)),
-        "data": json.loads(sub.get("data", "{}")), "reason": sub.get("reason") or None,
+        "data": json.loads(sub.get("data", "{}")), "data_history": history_view(sub.get("data_history")),
+        "reason": sub.get("reason") or None, "timezone": sub.get("tz") or None,
         "late": sub.get("late") == "1", "escalated_to": sub.get("escalated_to") or None,
     }
     for t in SUB_TIMES:
         view[t] = iso(sub.get(t))
+    view["next_at"], view["next_action"] = next_step(store, sub)
     if "tokens_prompt" in sub:
         view["usage"] = usage_of(sub)
     if sub.get("channel") == "web" and sub.get("token"):
@@ -119,8 +149,9 @@ def callback_view(run: dict[str, str]) -> dict[str, Any] | None:
 
 
 def progress(store: Store, rid: str) -> dict[str, int]:
-    """Counts a person watching a run cares about: answered, open, chased, timed out, failed."""
-    counts = {"total": 0, "answered": 0, "open": 0, "chased": 0, "timed_out": 0, "failed": 0, "cancelled": 0}
+    """Counts a person watching a run cares about: answered, open, chased, timed out, failed, excused."""
+    counts = {"total": 0, "answered": 0, "open": 0, "chased": 0, "timed_out": 0, "failed": 0, "cancelled": 0,
+              "excused": 0}
     for sub in store.subs_fields(store.sub_ids(rid)):
         if not sub or sub.get("kind") == "conversation":
             continue

@@ -60,3 +60,34 @@ def test_alice_answers_in_her_browser_and_sees_the_next_question(engine, drain, 
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgba(0, 0, 0, 0)"  # the CSS
     assert problems == []
     assert engine.run_view(rid)["subtasks"][0]["data"] == {"shipped": "the new parser"}
+
+
+def test_alice_presses_the_buttons_and_picks_a_date_in_her_browser(engine, drain, wait_for, browser_page):
+    page = browser_page
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    people(engine, "alice@example.com")
+    engine.apply_definition({"id": "retro", "name": "Sprint retro", "template": {
+        "participants": ["alice@example.com"], "fields": [
+            {"key": "mood", "prompt": "How did the sprint feel?", "type": "choice", "choices": ["great", "fine"]},
+            {"key": "score", "prompt": "How well did we plan?", "type": "scale"},
+            {"key": "due", "prompt": "When is the demo?", "type": "date"}]}})
+    rid = engine.runs.trigger("retro", kind="api")
+    drain()
+    [sub] = engine.run_view(rid)["subtasks"]
+
+    with served(create_app(engine, Settings())) as base:
+        page.goto(base + urlsplit(sub["chat_url"]).path)
+        assert page.locator("#choices button").all_inner_texts() == ["great", "fine"]
+        page.click("#choices button:text-is('fine')")
+        wait_for(lambda: page.locator("#choices button").all_inner_texts() == ["1", "2", "3", "4", "5"],
+                 between=drain)
+        page.click("#choices button:text-is('4')")
+        wait_for(lambda: page.locator("#choices input[type=date]").count() == 1, between=drain)
+        page.fill("#choices input[type=date]", "2027-02-05")
+        page.click("#choices button[type=submit]")
+        wait_for(lambda: "Thank you!" in page.locator("#messages").inner_text(), between=drain)
+        assert page.locator("#choices").is_hidden()
+    assert problems == []
+    assert engine.run_view(rid)["subtasks"][0]["data"] == {"mood": "fine", "score": 4, "due": "2027-02-05"}

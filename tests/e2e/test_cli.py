@@ -76,6 +76,36 @@ def test_contacts_file_with_a_bad_row_is_refused_whole(taskbot_cli, r, tmp_path)
     assert "[1].preferred_channel" in result.stderr
 
 
+def test_contacts_files_carry_time_zones_working_hours_and_away(engine, taskbot_cli, r, tmp_path):
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name,timezone,working_hours,away_until\n"
+                   "ann@example.com,Ann,Asia/Kolkata,Mon-Thu 08:00-16:00; Fri 08:00-12:00,\n"
+                   "bob@example.com,Bob,America/New_York,,2027-01-10\n")
+    assert taskbot_cli("contacts", "import", str(csv), check=True).stdout.strip() == "imported 2 contacts"
+    people = {c.id: c for c in engine.store.list_contacts()}
+    assert (people["ann@example.com"].timezone, people["ann@example.com"].working_hours) == (
+        "Asia/Kolkata", "Mon-Thu 08:00-16:00; Fri 08:00-12:00")
+    assert (people["bob@example.com"].away_until, people["bob@example.com"].working_hours) == ("2027-01-10", None)
+    listed = taskbot_cli("contacts", "list", check=True).stdout
+    assert "Asia/Kolkata" in listed
+    assert "2027-01-10" in listed
+    json_file = tmp_path / "people.json"
+    json_file.write_text('[{"email": "cy@example.com", "working_hours": ["Mon-Fri 09:00-17:00", "Sat 10:00-12:00"]}]')
+    assert taskbot_cli("contacts", "import", str(json_file)).returncode == 0
+    assert engine.store.find_contacts(["cy@example.com"])["cy@example.com"].working_hours == [
+        "Mon-Fri 09:00-17:00", "Sat 10:00-12:00"]
+    before = sorted(r.keys("taskbot:*"))
+    for header, row, field, reason in (
+            ("timezone", "Mars/Olympus", "[0].timezone", "unknown time zone 'Mars/Olympus'"),
+            ("working_hours", "9 to 5", "[0].working_hours", "'9 to 5' is not a working-hours window"),
+            ("away_until", "next week", "[0].away_until", "'next week' is not an ISO date")):
+        csv.write_text(f"email,{header}\ndan@example.com,{row}\n")
+        result = taskbot_cli("contacts", "import", str(csv))
+        assert result.returncode == 2
+        assert f"{field}: {reason}" in " ".join(result.stderr.split())
+    assert sorted(r.keys("taskbot:*")) == before  # nothing stored
+
+
 def test_runs_status_and_results_show_what_happened(engine, applied, taskbot_cli, drain):
     engine.import_contacts([{"email": "alice@example.com", "preferred_channel": "web"}])
     first = taskbot_cli("run", "weekly-status", check=True).stdout.strip().splitlines()[-1]

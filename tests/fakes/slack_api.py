@@ -163,6 +163,11 @@ class FakeSlack:
         return [c.args for c in self.calls_to("chat.postMessage")
                 if c.status == 200 and "ts" in c.args and (channel is None or c.args["channel"] == channel)]
 
+    def updates(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The chat.update calls that went through (a clicked message redrawn)."""
+        return [c.args for c in self.calls_to("chat.update")
+                if c.status == 200 and (channel is None or c.args["channel"] == channel)]
+
     def replies(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.responses.get(name, []))
@@ -254,6 +259,15 @@ class FakeSlack:
             a["ts"], a["channel"] = ts, channel
             message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": a.get("text"), "ts": ts}
             return {**ok, "channel": channel, "ts": ts, "message": message}
+        if method == "chat.update":
+            channel, ts = str(a.get("channel", "")), str(a.get("ts", ""))
+            posted = [c.args for c in self.calls if c.method == "chat.postMessage" and c.args.get("ts") == ts
+                      and c.args.get("channel") == channel]
+            if not posted:
+                return {"ok": False, "error": "message_not_found"}
+            return {**ok, "channel": channel, "ts": ts, "text": a.get("text"),
+                    "message": {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": a.get("text"),
+                                "blocks": a.get("blocks") or []}}
         if method == "users.lookupByEmail":
             found = [u for u in self.users.values() if u["profile"].get("email") == a.get("email")]
             return {**ok, "user": found[0]} if found else {"ok": False, "error": "users_not_found"}
@@ -315,6 +329,32 @@ def dm_event(user: str, text: str, *, ts: str, thread_ts: str | None = None) -> 
     return {**event, "thread_ts": thread_ts} if thread_ts else event
 
 
+def edit_event(user: str, ts: str, old: str, new: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+    """``message_changed``: ``user`` edited their DM ``ts`` from ``old`` to ``new``, as Slack reports it."""
+    edited = {"type": "message", "user": user, "text": new, "ts": ts, "edited": {"user": user, "ts": f"{ts}9"},
+              **({"thread_ts": thread_ts} if thread_ts else {})}
+    before = {"type": "message", "user": user, "text": old, "ts": ts, **({"thread_ts": thread_ts} if thread_ts else {})}
+    return {"type": "message", "subtype": "message_changed", "hidden": True, "channel": f"D{user}",
+            "channel_type": "im", "message": edited, "previous_message": before, "event_ts": f"{time.time():.6f}",
+            "ts": f"{time.time():.6f}"}
+
+
+def block_actions(user: str, message: dict[str, Any], action: dict[str, Any], *, thread_ts: str | None = None,
+                  action_ts: str | None = None) -> dict[str, Any]:
+    """The ``block_actions`` payload of ``user`` pressing ``action`` (an element of ``message``'s blocks, with
+    what was chosen filled in) in a message the bot posted to their DM."""
+    channel = message["channel"]
+    posted = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": message.get("text"), "ts": message["ts"],
+              "blocks": message.get("blocks") or [], **({"thread_ts": thread_ts} if thread_ts else {})}
+    return {"type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "api_app_id": "A_TEST", "token": "legacy", "trigger_id": "trigger-3", "team": {"id": TEAM},
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False,
+                          **({"thread_ts": thread_ts} if thread_ts else {})},
+            "channel": {"id": channel, "name": "directmessage"}, "message": posted,
+            "response_url": "https://hooks.slack.invalid/actions/1",
+            "actions": [{**action, "action_ts": action_ts or f"{time.time():.6f}"}]}
+
+
 def command_form(user: str, text: str, response_url: str, trigger_id: str = "trigger-1") -> dict[str, str]:
     return {"token": "legacy", "team_id": TEAM, "channel_id": f"D{user}", "user_id": user, "user_name": user,
             "command": "/task", "text": text, "api_app_id": "A_TEST", "response_url": response_url,
@@ -358,6 +398,10 @@ class SlackSender:
                 **options: Any) -> httpx.Response:
         form = command_form(user, text, response_url, trigger_id)
         return self.post(urlencode(form), "application/x-www-form-urlencoded", **options)
+
+    def interact(self, payload: dict[str, Any], **options: Any) -> httpx.Response:
+        """An interactivity request (``block_actions``, ...), form-encoded as Slack sends it."""
+        return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **options)
 
     def submit(self, user: str, callback_id: str, values: dict[str, dict[str, Any]], **options: Any) -> httpx.Response:
         """A ``view_submission`` of a modal whose inputs (block id -> element state) are ``values``."""

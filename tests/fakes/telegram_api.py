@@ -1,13 +1,16 @@
 """Telegram's side of the wire, for tests: a fake Bot API on 127.0.0.1, and a sender of webhook updates.
 
 ``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
-``setWebhook``, ``deleteWebhook``, ``getUpdates``) with the Bot API's JSON shapes at
-``/bot<token>/<method>``, reads form-encoded (python-telegram-bot's way) and JSON bodies, and
-records every call with the time it arrived. Like Telegram, it answers ``sendMessage`` with a 429
-and ``parameters.retry_after`` past its flood limits: more than ``rate`` messages in any second
-(30) or ``chat_rate`` to one chat (1); it counts those refusals (``flood_refusals``). A test can
-also make it refuse one chat (403, as when the person blocked the bot) or rate-limit it, and can
-queue updates for ``getUpdates`` (long polling). ``TelegramSender`` posts updates to the app's webhook.
+``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
+``answerCallbackQuery``, ``editMessageReplyMarkup``, ``setWebhook``, ``deleteWebhook``, ``getUpdates``)
+with the Bot API's JSON shapes at ``/bot<token>/<method>``, reads form-encoded (python-telegram-bot's
+way) and JSON bodies, and records every call with the time it arrived. Like Telegram, it answers
+``sendMessage`` with a 429 and ``parameters.retry_after`` past its flood limits: more than ``rate``
+messages in any second (30) or ``chat_rate`` to one chat (1); it counts those refusals
+(``flood_refusals``). A test can also make it refuse one chat (403, as when the person blocked the
+bot) or rate-limit it, and can queue updates for ``getUpdates`` (long polling). ``TelegramSender``
+posts updates to the app's webhook; ``edited_update`` and ``callback_update`` make the updates of an
+edit and of a button pressed.
 """
 
 from __future__ import annotations
@@ -191,12 +194,26 @@ class FakeTelegram:
             message: dict[str, Any] = {"message_id": next(self._ids), "date": int(time.time()), "text": text,
                                        "from": {k: BOT[k] for k in ("id", "is_bot", "first_name", "username")},
                                        "chat": {"id": chat, "type": "private", "first_name": f"user{chat}"}}
+            if a.get("reply_markup"):  # Telegram hands the keyboard back with the message
+                message["reply_markup"] = a["reply_markup"]
             replied = a.get("reply_parameters") or ({"message_id": int(a["reply_to_message_id"])}
                                                     if a.get("reply_to_message_id") else None)
             if replied:
                 message["reply_to_message"] = {"message_id": int(replied["message_id"]), "date": message["date"],
                                                "chat": message["chat"]}
             return message
+        if method == "answerCallbackQuery":
+            if not a.get("callback_query_id"):
+                return Refusal(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+            return True
+        if method == "editMessageReplyMarkup":
+            sent = [m for m in self.sent(a.get("chat_id")) if str(m["message_id"]) == str(a.get("message_id"))]
+            if not sent:
+                return Refusal(400, "Bad Request: message to edit not found")
+            edited = {k: v for k, v in sent[-1].items() if k != "reply_markup"}
+            if a.get("reply_markup"):
+                edited["reply_markup"] = a["reply_markup"]
+            return {**edited, "edit_date": int(time.time())}
         if method == "setWebhook":
             if self.webhook_refusal:
                 return Refusal(400, self.webhook_refusal)
@@ -243,6 +260,24 @@ def message_update(update_id: int, chat_id: int, text: str, *, reply_to: int | N
                                        "chat": {"id": chat_id, "type": chat_type},
                                        "from": {k: BOT[k] for k in ("id", "is_bot", "first_name", "username")}}
     return {"update_id": update_id, "message": message}
+
+
+def edited_update(update_id: int, chat_id: int, message_id: int, text: str, *,
+                  first_name: str = "Pat") -> dict[str, Any]:
+    """An Update telling that the person edited their message ``message_id`` to ``text``."""
+    now = int(time.time())
+    message = {"message_id": message_id, "date": now - 60, "edit_date": now, "text": text,
+               "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+               "from": {"id": chat_id, "is_bot": False, "first_name": first_name}}
+    return {"update_id": update_id, "edited_message": message}
+
+
+def callback_update(update_id: int, chat_id: int, message: dict[str, Any], data: str, *,
+                    first_name: str = "Pat") -> dict[str, Any]:
+    """An Update telling that the person pressed the inline button ``data`` under the bot's ``message``."""
+    return {"update_id": update_id, "callback_query": {
+        "id": f"cbq-{update_id}", "chat_instance": f"ci-{chat_id}", "data": data, "message": message,
+        "from": {"id": chat_id, "is_bot": False, "first_name": first_name}}}
 
 
 class TelegramSender:

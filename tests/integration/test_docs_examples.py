@@ -2,7 +2,7 @@
 refuses (with the message shown) and does.
 
 Each fenced block says what it is after its language: ```yaml task, ```yaml assistant, ```yaml refused (its first
-line is ``# refused: <the message>``), ```csv contacts, ```csv dataset NAME.
+line is ``# refused: <the message>``), ```csv contacts (or ```json contacts), ```csv dataset NAME.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def examples(role: str | None = None) -> list[Example]:
 def setup_directory(engine) -> None:
     """The doc's contacts and datasets, imported as `taskbot contacts import` / `datasets import` read them."""
     for e in examples("contacts"):
-        engine.import_contacts(read_rows("contacts.csv", e.text))
+        engine.import_contacts(read_rows(f"contacts.{e.language}", e.text))
     for e in examples("dataset"):
         engine.import_dataset(e.arg, read_rows(f"{e.arg}.csv", e.text))
 
@@ -64,7 +64,7 @@ def test_every_example_says_what_it_is():
     found = examples()
     assert len(found) >= 10
     for e in found:
-        assert e.language in ("yaml", "csv"), f"line {e.line}: {e.language!r} block"
+        assert e.language in ("yaml", "csv", "json"), f"line {e.line}: {e.language!r} block"
         assert e.role in ROLES, f"line {e.line}: say what the block is (```{e.language} task, ...)"
         assert (e.role == "dataset") == bool(e.arg), f"line {e.line}: ```csv dataset NAME"
 
@@ -83,6 +83,9 @@ def test_the_task_files_apply_and_are_stored_as_written(engine):
     contacts = {c.id: c for c in engine.store.list_contacts()}
     assert contacts["bob@example.com"].slack_user_id == "U0123ABCD"
     assert contacts["carol@example.com"].telegram_chat_id == "123456789"
+    assert contacts["bob@example.com"].working_hours == "Mon-Thu 08:00-16:00; Fri 08:00-12:00"
+    assert contacts["carol@example.com"].away_until == "2027-01-10"
+    assert contacts["erin@example.com"].working_hours == ["Mon-Thu 10:00-18:00", "Fri 10:00-14:00"]
 
 
 @pytest.mark.parametrize("example", examples("refused"), ids=lambda e: f"line{e.line}")
