@@ -178,6 +178,7 @@ class Engine:
         return contacts
 
     def import_dataset(self, name: str, rows: list[dict[str, Any]]) -> int:
+        from .bounds import check_value
         from .errors import InvalidInput
         from .model import SLUG
 
@@ -186,6 +187,7 @@ class Engine:
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise InvalidInput(f"[{i}]", "expected an object")
+        check_value(rows)
         self.store.put_dataset(name, rows)
         return len(rows)
 

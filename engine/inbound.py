@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from . import keys
+from .bounds import check_value
 from .errors import NotFound
 from .ports import Address, Delivery, DeliveryFailed, Inbound, Outbound
 from .scripted import scripted_turn
@@ -52,9 +53,14 @@ class Inbox:
         Returns:
             (inbound id, True when it is new). Only after this returns may the caller
             acknowledge the provider.
+
+        Raises:
+            InvalidInput: text (or an id) that cannot be stored, e.g. a lone surrogate; nothing is stored.
         """
         from .engine import new_id
 
+        check_value({"text": msg.text, "sender": msg.sender, "provider_id": msg.provider_id,
+                     "reply_to": msg.reply_to, "meta": msg.meta})  # Redis takes UTF-8 only
         iid = new_id(8)
         fields = {"id": iid, "channel": msg.channel, "sender": msg.sender, "text": msg.text,
                   "provider_id": msg.provider_id, "reply_to": msg.reply_to or "", "at": msg.at,

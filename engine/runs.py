@@ -9,6 +9,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from . import keys
+from .bounds import check_value
 from .errors import Conflict, InvalidInput, NotFound
 from .filters import parse_filter
 from .model import FINAL_RUN, CompileState, Contact, ConversationState, RunStatus, TaskDefinition, TaskState
@@ -69,7 +70,7 @@ class Runs:
 
     # -- trigger and steps ---------------------------------------------------
     def trigger(self, task_id: str, data: dict[str, Any] | None = None, *, kind: str = "manual",
-                by: str | None = None) -> str:
+                by: str | None = None, rid: str | None = None) -> str:
         """Create a pending run and queue its start; returns the run id.
 
         Raises:
@@ -80,7 +81,8 @@ class Runs:
             raise Conflict(f"task {task_id!r} is inactive; activate it first")
         if kind not in TRIGGER_KINDS:
             raise InvalidInput("trigger.kind", f"must be one of {', '.join(TRIGGER_KINDS)}")
-        return self.start(definition, data, kind=kind, by=by)
+        check_value(data, "data")
+        return self.start(definition, data, kind=kind, by=by, rid=rid)
 
     def start(self, definition: TaskDefinition, data: dict[str, Any] | None = None, *, kind: str,
               by: str | None = None, rid: str | None = None, extra: dict[str, Any] | None = None) -> str:

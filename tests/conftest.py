@@ -67,7 +67,7 @@ def engine(r: redis.Redis, env: dict[str, str]) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def drain(engine: Engine) -> Callable[..., None]:
+def drain(engine: Engine) -> Iterator[Callable[..., None]]:
     """Run the scheduler pass and a burst worker until the queue is empty (jobs due later stay)."""
     from bot.bootstrap import engine as process_engine
 
@@ -82,7 +82,8 @@ def drain(engine: Engine) -> Callable[..., None]:
             SimpleWorker([worker_engine.jobs.queue], connection=worker_engine.r).work(  # type: ignore[attr-defined]
                 burst=True, logging_level="ERROR")
 
-    return run
+    yield run
+    scheduler.retries.connection.close()  # RQ's scheduler opens a connection pool of its own
 
 
 @pytest.fixture
