@@ -6,23 +6,41 @@ FastAPI runs those in its threadpool and the event loop never waits on Redis.
 
 import hashlib
 import hmac
+import json
 import re
-import secrets
 import uuid
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import redis
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
+from engine.bounds import check_value, printable
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
+from engine.idempotency import KEY as IDEMPOTENCY_KEY
+from engine.idempotency import trigger_once
 from engine.views import chat_view
 
 from . import pages
+from .guards import (
+    CHALLENGE,
+    ApiTokenGate,
+    CloseWhenUnread,
+    bearer_refusal,
+    configured_token,
+    on_http_error,
+    on_request_invalid,
+    same_secret,
+)
+from .logs import redact_uvicorn_logs
 from .settings import Settings
 from .slack import mount_slack
 from .telegram import mount_telegram
@@ -50,30 +68,36 @@ EngineDep = Annotated[Engine, Depends(engine_of)]
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer $TASKBOT_API_TOKEN")
 
 
-def configured_token(settings: Settings) -> str | None:
-    """An empty TASKBOT_API_TOKEN counts as none: an empty secret must never open the API."""
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else ""
-    return token or None
-
-
-def same_secret(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode(), expected.encode())
-
-
 async def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
-    """Every /api route: the bearer token must match; with no token configured the API stays closed."""
-    expected = configured_token(request.app.state.settings)
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if expected is None:
-        raise HTTPException(401, "the API is off: set TASKBOT_API_TOKEN to use it", headers=challenge)
-    if credentials is None or not same_secret(credentials.credentials, expected):
-        raise HTTPException(401, "missing or wrong bearer token", headers=challenge)
+    """Every /api route: the bearer token must match; with no token configured the API stays closed.
+
+    :class:`~bot.guards.ApiTokenGate` refuses first, before any body is read; this dependency
+    documents the scheme in the OpenAPI schema and holds for an app mounted without the gate.
+    """
+    given = f"Bearer {credentials.credentials}" if credentials is not None else None
+    refusal = bearer_refusal(request.app.state.settings, given)
+    if refusal is not None:
+        raise HTTPException(401, refusal, headers=CHALLENGE)
 
 
-async def form_fields(request: Request) -> dict[str, str]:
-    """The no-JS chat form, read without python-multipart (two urlencoded fields need no library)."""
+async def known_chat(token: str, request: Request) -> bool:
+    """Whether ``token`` names a chat; asked before a chat's body is read, so a wrong link reads nothing."""
+    try:
+        await run_in_threadpool(request.app.state.engine.inbox.subtask_for_token, token)
+    except NotFound:
+        return False
+    return True
+
+
+async def form_fields(token: str, request: Request) -> dict[str, str] | None:
+    """The no-JS chat form, read without python-multipart (two urlencoded fields need no library).
+
+    None when the link names no chat; its body is then never read.
+    """
+    if not await known_chat(token, request):
+        return None
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -91,9 +115,10 @@ def field_loc(field: str) -> list[str | int]:
 
 async def on_invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    loc = [getattr(exc, "where", "body"), *field_loc(exc.field)]
-    detail = [{"type": "value_error", "loc": loc, "msg": exc.reason}]
-    return JSONResponse({"detail": detail, "field": exc.field}, status_code=422)
+    field, reason = printable(exc.field), printable(exc.reason)  # a refusal must be sendable itself
+    loc = [getattr(exc, "where", "body"), *field_loc(field)]
+    detail = [{"type": "value_error", "loc": loc, "msg": reason}]
+    return JSONResponse({"detail": detail, "field": field}, status_code=422)
 
 
 async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -152,6 +177,22 @@ class ChatAccepted(BaseModel):
     duplicate: bool
 
 
+async def chat_message(token: str, request: Request) -> ChatMessage:
+    """A JSON chat message, read once the token names a chat (404 otherwise, the body unread)."""
+    if not await known_chat(token, request):
+        raise NotFound("chat", token[:6] + "…")
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past what json reads
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
+                                       "msg": "the body is not a JSON object in UTF-8"}]) from None
+    check_value(data)  # a lone surrogate in "text" is named as such, not as pydantic's "invalid string"
+    try:
+        return ChatMessage.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
 @chat.get("/chat/{token}", include_in_schema=False)
 def chat_page(token: str, engine: EngineDep) -> Response:
     try:
@@ -167,15 +208,15 @@ def chat_page(token: str, engine: EngineDep) -> Response:
 
 
 @chat.post("/chat/{token}", include_in_schema=False)
-def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str], Depends(form_fields)]
+def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str] | None, Depends(form_fields)]
               ) -> Response:
     """The form works without JavaScript; its hidden ``id`` makes a re-submitted form count once."""
+    if form is None:
+        return not_found_page("This chat link is not valid. Check that you copied the whole link.")
     text = form.get("text", "")
     try:
         if text.strip():
             engine.inbox.post_web(token, text, (form.get("id") or "")[:128] or None)
-        else:
-            engine.inbox.subtask_for_token(token)
     except NotFound:
         return not_found_page("This chat link is not valid. Check that you copied the whole link.")
     return RedirectResponse(f"/chat/{token}", status_code=303)
@@ -189,9 +230,17 @@ def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dic
     return chat_view(engine, sid)
 
 
-@chat.post("/chat/{token}/messages", status_code=202)
-def post_chat_message(token: str, body: ChatMessage, engine: EngineDep) -> ChatAccepted:
-    """Stored (and queued) before the 202 goes back; the bot's reply follows in the conversation."""
+@chat.post("/chat/{token}/messages", status_code=202, responses={404: {"description": "no such chat"}},
+           openapi_extra={"requestBody": {"required": True, "content": {
+               "application/json": {"schema": ChatMessage.model_json_schema()}}}})
+def post_chat_message(token: str, body: Annotated[ChatMessage, Depends(chat_message)], engine: EngineDep
+                      ) -> ChatAccepted:
+    """Stored (and queued) before the 202 goes back; the bot's reply follows in the conversation.
+
+    Retrying safely: send the same ``id`` again (the chat page makes one per message and re-uses
+    it when it sends again). A message whose 202 was lost (a timeout, a 503 while Redis was away
+    after it was stored) is then recorded once; the answer says ``duplicate: true``.
+    """
     iid, new = engine.inbox.post_web(token, body.text, body.id)
     return ChatAccepted(id=iid, duplicate=not new)
 
@@ -258,16 +307,42 @@ def delete_task(task_id: str, engine: EngineDep) -> Response:
     return Response(status_code=204)
 
 
-@api.post("/tasks/{task_id}/runs", status_code=202, tags=["runs"])
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="a key of your own (1-255 visible ASCII characters): a request sent "
+    "again with the same key starts no second run, it answers the first run's id (kept for a day)")]
+
+
+def trigger(engine: Engine, response: Response, task_id: str, data: dict[str, Any] | None, kind: str,
+            key: str | None) -> RunStarted:
+    if key is None:
+        return started(engine.runs.trigger(task_id, data, kind=kind), response)
+    if not IDEMPOTENCY_KEY.match(key):
+        raise BadParameter("header", "Idempotency-Key", "must be 1 to 255 visible ASCII characters")
+    rid, new = trigger_once(engine, key, task_id, data, kind=kind)
+    if not new:
+        response.headers["Idempotent-Replayed"] = "true"
+    return started(rid, response)
+
+
+@api.post("/tasks/{task_id}/runs", status_code=202, tags=["runs"],
+          responses={409: {"description": "the task is inactive, or the Idempotency-Key started another task"}})
 def start_run(task_id: str, engine: EngineDep, response: Response,
-              body: Annotated[RunRequest | None, Body()] = None) -> RunStarted:
-    return started(engine.runs.trigger(task_id, body.data if body else None, kind="api"), response)
+              body: Annotated[RunRequest | None, Body()] = None, idempotency_key: IdempotencyKey = None
+              ) -> RunStarted:
+    """Start a run of the task; retry safely with the same ``Idempotency-Key``."""
+    return trigger(engine, response, task_id, body.data if body else None, "api", idempotency_key)
 
 
-@api.post("/trigger", status_code=202, tags=["runs"])
-def web_trigger(body: TriggerRequest, engine: EngineDep, response: Response) -> RunStarted:
-    """The Web Trigger: start a run of ``task_definition_id`` with ``data``."""
-    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web"), response)
+@api.post("/trigger", status_code=202, tags=["runs"],
+          responses={409: {"description": "the task is inactive, or the Idempotency-Key started another task"}})
+def web_trigger(body: TriggerRequest, engine: EngineDep, response: Response,
+                idempotency_key: IdempotencyKey = None) -> RunStarted:
+    """The Web Trigger: start a run of ``task_definition_id`` with ``data``.
+
+    Retrying safely: a caller that got no answer (a timeout, a 503) sends the request again
+    with the same ``Idempotency-Key`` header; it gets the same ``run_id`` and no second run.
+    """
+    return trigger(engine, response, body.task_definition_id, body.data, "web", idempotency_key)
 
 
 @api.get("/runs", tags=["runs"])
@@ -300,6 +375,32 @@ def cancel_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
 def approve_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
     engine.runs.approve(run_id)
     return engine.run_view(run_id)
+
+
+class ScheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_id: str
+    cron: str = Field(description='five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * MON"')
+    timezone: str = Field("UTC", description="an IANA time zone, e.g. Europe/Paris")
+    data: dict[str, Any] = Field(default_factory=dict, description="gathered data each run starts with")
+
+
+@api.get("/schedules", tags=["schedules"])
+def list_schedules(engine: EngineDep) -> list[dict[str, Any]]:
+    return engine.schedules.all()
+
+
+@api.post("/schedules", status_code=201, tags=["schedules"],
+          responses={409: {"description": "the task is inactive"}})
+def create_schedule(body: ScheduleRequest, engine: EngineDep) -> dict[str, Any]:
+    """A cron schedule for a task: refused (422, ``cron`` named) unless five fields that fire some day."""
+    return engine.schedules.create(body.task_id, body.cron, body.timezone, body.data)
+
+
+@api.delete("/schedules/{schedule_id}", status_code=204, tags=["schedules"])
+def delete_schedule(schedule_id: str, engine: EngineDep) -> Response:
+    engine.schedules.delete(schedule_id)
+    return Response(status_code=204)
 
 
 @api.get("/contacts", tags=["directory"])
@@ -352,12 +453,14 @@ def cookie_value(token: str) -> str:
 def dashboard_gate(request: Request) -> Response | None:
     """None when the visitor may see the dashboard; otherwise the response to send instead.
 
-    With an API token configured, ``?token=`` is asked for once: it sets an HttpOnly cookie and
-    redirects to the same page without the token, so it does not linger in history or logs.
+    ``?token=`` (the API token) is asked for once: it sets an HttpOnly cookie and redirects to
+    the same page without the token, so it does not linger in history (the access log redacts
+    it). With no API token configured the dashboard is closed.
     """
     expected = configured_token(request.app.state.settings)
-    if expected is None:
-        return None
+    if expected is None:  # closed like the API: the dashboard lists chat links, each a participant's credential
+        return html(pages.message_page("Dashboard off", "Set TASKBOT_API_TOKEN, then open the dashboard once "
+                                                        "with ?token=<API token>."), status_code=401)
     denied = html(pages.message_page("Sign in needed", "Open the dashboard once with ?token=<API token>."),
                   status_code=401)
     given = request.query_params.get("token")
@@ -392,6 +495,13 @@ def run_page(run_id: str, request: Request, engine: EngineDep) -> Response:
 
 
 # -- the app ---------------------------------------------------------------------------------
+class TaskbotApp(FastAPI):
+    """FastAPI with one more layer outside all others: a refused body is not received to its end."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CloseWhenUnread(super().build_middleware_stack())
+
+
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app around an engine (tests pass theirs; ``taskbot serve`` builds one from settings)."""
     settings = settings or Settings()
@@ -399,13 +509,20 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         from .bootstrap import build_engine
 
         engine = build_engine(settings, announce=True)
-    app = FastAPI(title="taskbot", description="Tasks that fan out to people, chase them and fan in.")
+    # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
+    # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
+    app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
+                     max_body_size=settings.max_body)
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)
+    app.add_middleware(ApiTokenGate, settings=settings)
+    redact_uvicorn_logs(settings)
+    app.add_exception_handler(RequestValidationError, on_request_invalid)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(InvalidInput, on_invalid_input)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)

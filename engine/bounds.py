@@ -58,12 +58,13 @@ def check_value(value: Any, field: str = "", *, max_depth: int = MAX_DEPTH) -> N
         max_depth: objects and lists nested deeper than this are refused.
 
     Raises:
-        InvalidInput: a lone surrogate in a key or string, nesting deeper than ``max_depth``,
-            or a number that is not finite (NaN, Infinity).
+        InvalidInput: a lone surrogate in a key or string (its path named), nesting deeper than
+            ``max_depth`` (the top-level entry holding it named), or a number that is not finite.
     """
-    stack: list[tuple[Any, str, int]] = [(value, field, 0)]
+    # (value, its path, its depth, the path of the top-level entry it is in: what a too-deep error names)
+    stack: list[tuple[Any, str, int, str]] = [(value, field, 0, field)]
     while stack:
-        item, path, depth = stack.pop()
+        item, path, depth, top = stack.pop()
         if isinstance(item, str):
             check_text(item, path or "value")
         elif isinstance(item, float):
@@ -71,12 +72,12 @@ def check_value(value: Any, field: str = "", *, max_depth: int = MAX_DEPTH) -> N
                 raise InvalidInput(path or "value", f"{item} is not a finite number")
         elif isinstance(item, Mapping | list | tuple):
             if depth >= max_depth:
-                raise InvalidInput(field or "value", f"nested deeper than {max_depth} levels")
+                raise InvalidInput(top or "value", f"nested deeper than {max_depth} levels")
             pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
             children = []
             for key, child in pairs:
                 place = _child(path, key)
                 if isinstance(key, str):
                     check_text(key, place)
-                children.append((child, place, depth + 1))
+                children.append((child, place, depth + 1, place if depth == 0 else top))
             stack.extend(reversed(children))  # popped in order: the first bad place is the one named

@@ -56,6 +56,7 @@ Layout (all under ``taskbot:``)::
     schedules:due             zset   schedule id by next run time
     events                    list   run and sub-task events waiting for webhook delivery (only
                                      when webhooks are configured)
+    idempotency:{digest}      string run id started for an Idempotency-Key (SHA-256 of the key); TTL 1 day
 """
 
 from __future__ import annotations
@@ -197,3 +198,7 @@ def telegram_rate_chat(chat_id: str) -> str:
 
 def telegram_parts(key: str) -> str:
     return f"{PREFIX}telegram:parts:{key}"
+
+
+def idempotency(digest: str) -> str:
+    return f"{PREFIX}idempotency:{digest}"

@@ -17,7 +17,10 @@ def test_32_levels_are_stored_33_are_refused_naming_the_field() -> None:
     check_value(nested(MAX_DEPTH), "data")
     with pytest.raises(InvalidInput) as refused:
         check_value(nested(MAX_DEPTH + 1), "data")
-    assert (refused.value.field, refused.value.reason) == ("data", "nested deeper than 32 levels")
+    assert (refused.value.field, refused.value.reason) == ("data[0]", "nested deeper than 32 levels")
+    with pytest.raises(InvalidInput) as refused:
+        check_value({"fine": 1, "config": nested(MAX_DEPTH)}, "data")
+    assert refused.value.field == "data.config"  # the entry holding it, not a path 32 steps long
 
 
 def test_a_value_deeper_than_the_call_stack_is_refused_not_a_recursion_error() -> None:
