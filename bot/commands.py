@@ -10,6 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.bounds import check_value
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 
@@ -106,6 +107,7 @@ def allowed(engine: Engine, command: Command, actor: Actor) -> bool:
 def execute(engine: Engine, text: str, actor: Actor, *, kind: str = "slash") -> Reply:
     """Parse and run one command for ``actor``; errors come back as a one-line reply."""
     try:
+        check_value(text, "command")  # a lone surrogate would reach Redis as a key or a value
         command = parse(text)
         if not allowed(engine, command, actor):
             return Reply(f"Sorry, only an admin or the task's owner may {command.name} that.", ok=False)

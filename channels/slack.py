@@ -161,16 +161,31 @@ class SlackChannel:
 
     @staticmethod
     def inbound(body: dict[str, Any]) -> Inbound | None:
-        """A person's DM (Events API envelope) as an ``Inbound``; None for anything else."""
-        event = body.get("event") or {}
+        """A person's DM (Events API envelope) as an ``Inbound``; None for anything else.
+
+        Fields of another type than Slack sends (no channel, a ``ts`` that is no timestamp) make
+        it no message: it is ignored, never an error that would make Slack deliver it again.
+        """
+        event = body.get("event")
+        if not isinstance(event, dict):
+            return None
+        user, channel, text, ts = (event.get(k) for k in ("user", "channel", "text", "ts"))
+        subtype = event.get("subtype")
         if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
-                or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
-                or not (event.get("text") or "").strip()):
+                or not (subtype is None or isinstance(subtype, str)) or subtype not in PERSON_SUBTYPES
+                or not (isinstance(user, str) and user) or not (isinstance(channel, str) and channel)
+                or not (isinstance(text, str) and text.strip()) or timestamp(ts) is None):
             return None
         thread = event.get("thread_ts")
-        reply_to = f"{event['channel']}:{thread}" if thread and thread != event.get("ts") else None
-        at = float(event.get("ts") or body.get("event_time") or 0) or None
-        extra = {"at": at} if at else {}
-        return Inbound("slack", event["user"], from_slack(event.get("text") or ""),
-                       provider_id=str(body.get("event_id") or f"{event['channel']}:{event.get('ts')}"),
-                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts")}, **extra)
+        reply_to = f"{channel}:{thread}" if isinstance(thread, str) and thread and thread != ts else None
+        event_id = body.get("event_id")
+        return Inbound("slack", user, from_slack(text),
+                       provider_id=event_id if isinstance(event_id, str) and event_id else f"{channel}:{ts}",
+                       reply_to=reply_to, meta={"channel": channel, "ts": ts}, at=timestamp(ts))
+
+
+def timestamp(value: Any) -> float | None:
+    """A Slack ``ts`` (``"1700000000.000100"``) as unix seconds; None when it is none."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,12}(\.\d{1,9})?", value):
+        return None
+    return float(value)

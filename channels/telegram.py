@@ -236,16 +236,21 @@ class TelegramChannel:
         Group chats, edits, the bot's own and other bots' messages and messages with no text are not
         answers. ``reply_to`` is the replied-to message as ``{chat id}:{message id}``, like ``Delivery.ref``.
         """
+        raw = update.get("message")
+        chat = raw.get("chat") if isinstance(raw, dict) else None
+        if not (isinstance(chat, dict) and _integer(chat.get("id")) and _integer(raw.get("message_id"))
+                and _integer(raw.get("date")) and 0 <= raw["date"] < 2**40):
+            return None  # no message of a chat (another kind of update), or not in the Bot API's shape
         try:
             parsed = Update.de_json(update, None)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             log.warning("an update that is not a Bot API Update was ignored")
             return None
         message = parsed.message
         if message is None or message.chat.type != "private" or (message.from_user and message.from_user.is_bot):
             return None
         text = message.text or message.caption or ""
-        if not text.strip():
+        if not isinstance(text, str) or not text.strip():
             return None
         chat = message.chat.id
         reply = message.reply_to_message
@@ -258,3 +263,8 @@ class TelegramChannel:
         """``/task run x`` -> ``("task", "run x")``, ``/start@bot t`` -> ``("start", "t")``; None: not a command."""
         found = COMMAND.match(text.strip())
         return (found.group(1).lower(), (found.group(2) or "").strip()) if found else None
+
+
+def _integer(value: Any) -> bool:
+    """An int as JSON gives it (``True`` is an int to Python, not to the Bot API)."""
+    return isinstance(value, int) and not isinstance(value, bool)
