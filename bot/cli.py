@@ -15,6 +15,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from engine.bounds import printable, surrogate_at
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 
@@ -28,7 +29,7 @@ FINAL = ("completed", "awaiting_review", "failed", "cancelled")
 
 
 def fail(message: str, code: int) -> None:
-    err.print(f"taskbot: error: {message}", markup=False)
+    err.print(f"taskbot: error: {printable(message)}", markup=False)
     sys.exit(code)
 
 
@@ -116,7 +117,9 @@ def tasks() -> None:
 @handles_errors
 def tasks_apply(file: Path) -> None:
     """Validate FILE (YAML) and store the task; a wrong file is refused whole."""
-    definition = engine().apply_definition(file.read_text(encoding="utf-8"))
+    from engine.definitions import read_text
+
+    definition = engine().apply_definition(read_text(file))
     click.echo(f"applied task {definition.id} ({definition.name})")
 
 
@@ -158,7 +161,9 @@ def assistants() -> None:
 @handles_errors
 def assistants_apply(file: Path) -> None:
     """Validate FILE (YAML: id, model, api_base, api_key_env, system_prompt, tools, ...) and store it."""
-    assistant = engine().apply_assistant(file.read_text(encoding="utf-8"))
+    from engine.definitions import read_text
+
+    assistant = engine().apply_assistant(read_text(file))
     click.echo(f"applied assistant {assistant.id} ({assistant.model})")
 
 
@@ -386,4 +391,9 @@ def task(words: tuple[str, ...]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="taskbot")
+    args = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(args, 1):
+        # Python hands bytes that are not UTF-8 over as lone surrogates, which Redis cannot store.
+        if surrogate_at(arg) is not None:
+            fail(f"argument {i} ({printable(arg)}) is not valid UTF-8", 2)
+    cli.main(args=args, prog_name="taskbot")
