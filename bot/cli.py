@@ -100,9 +100,11 @@ def worker(no_scheduler: bool, burst: bool, fork: bool) -> None:
     """Run a job worker (with the scheduler loop: reminders, cron schedules, lost-work sweep)."""
     import logging
 
+    from .logs import redact_handlers
     from .workers import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redact_handlers(Settings())  # e.g. httpx logs each Bot API URL, which holds the Telegram bot token
     run_worker(with_scheduler=not no_scheduler, burst=burst, fork=fork)
 
 

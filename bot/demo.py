@@ -54,7 +54,8 @@ def run_demo(port: int | None = None, data_dir: Path = Path(".demo")) -> None:
     if not port_free(chosen):
         chosen = free_port()
     os.environ["TASKBOT_HTTP_PORT"] = str(chosen)
-    os.environ.setdefault("TASKBOT_API_TOKEN", secrets.token_urlsafe(16))
+    if not os.environ.get("TASKBOT_API_TOKEN"):  # the dashboard is closed without one: make one, print its link
+        os.environ["TASKBOT_API_TOKEN"] = secrets.token_urlsafe(16)
     os.environ.setdefault("TASKBOT_PUBLIC_URL", f"http://127.0.0.1:{chosen}")
     settings = Settings()
     worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=os.environ.copy())  # noqa: S603
@@ -90,7 +91,7 @@ def _announce(settings: Settings, rid: str) -> None:
         time.sleep(0.2)
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     click.echo("")
-    click.echo(f"taskbot demo is running. Dashboard: {settings.base_url}/?token={token}")
+    click.echo(f"taskbot demo is running. Dashboard (this link signs you in once): {settings.base_url}/?token={token}")
     click.echo(f"Example run {rid} of task weekly-status asks three people on the web channel:")
     for s in subs:
         click.echo(f"  {s['name']:<8} {s['chat_url']}")

@@ -5,6 +5,9 @@ Arguments arrive as strings when the sweeper re-drives a job, so numbers are con
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from .bootstrap import engine
 
 
@@ -61,7 +64,11 @@ def telegram_command(payload: str) -> None:
 
 
 def deliver_webhook(url: str, body: str) -> None:
-    """POST one event, signed; an error raises so RQ retries it with backoff."""
+    """POST one event, signed; an error raises so RQ retries it with backoff.
+
+    Without TASKBOT_WEBHOOK_SECRET the event goes out with no ``X-Taskbot-Signature`` at all:
+    an HMAC with an empty key would look signed to a receiver and prove nothing.
+    """
     import hashlib
     import hmac
     import json
@@ -71,9 +78,18 @@ def deliver_webhook(url: str, body: str) -> None:
     from .settings import Settings
 
     secret = Settings().webhook_secret
-    key = secret.get_secret_value().encode() if secret else b""
-    signature = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    event = json.loads(body)["event"]
-    response = httpx.post(url, content=body, timeout=10, headers={
-        "Content-Type": "application/json", "X-Taskbot-Event": event, "X-Taskbot-Signature": f"sha256={signature}"})
+    key = secret.get_secret_value().encode() if secret is not None else b""
+    headers = {"Content-Type": "application/json", "X-Taskbot-Event": json.loads(body)["event"]}
+    if key:
+        headers["X-Taskbot-Signature"] = "sha256=" + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    else:
+        unsigned_warning()
+    response = httpx.post(url, content=body, timeout=10, headers=headers)
     response.raise_for_status()
+
+
+@functools.cache
+def unsigned_warning() -> None:
+    """Once per process: webhooks go out unsigned."""
+    logging.getLogger("taskbot.webhooks").warning(
+        "TASKBOT_WEBHOOK_SECRET is not set: webhooks are sent without X-Taskbot-Signature")

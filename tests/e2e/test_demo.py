@@ -49,6 +49,15 @@ def test_make_demo_on_a_fresh_clone_serves_healthz_and_chat_links(tmp_path):
         page = httpx.get(links[0], timeout=10)
         assert page.status_code == 200
         assert "What did you ship this week?" in page.text
+        # The dashboard is closed like the API; the demo made a token and printed its sign-in link.
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 401
+        sign_in = re.search(r"Dashboard \(this link signs you in once\): (http://\S+/\?token=\S+)", text)
+        assert sign_in, text
+        with httpx.Client(timeout=10) as browser:
+            assert browser.get(sign_in.group(1)).status_code == 303
+            dashboard = browser.get(f"http://127.0.0.1:{port}/")
+            assert dashboard.status_code == 200
+            assert "weekly-status" in dashboard.text
         assert "taskbot run weekly-status" in text
     finally:
         os.killpg(demo.pid, signal.SIGINT)
