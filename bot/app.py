@@ -82,6 +82,21 @@ async def require_token(
         raise HTTPException(401, refusal, headers=CHALLENGE)
 
 
+async def storable_body(request: Request) -> None:
+    """Every /api route: a JSON body with a lone surrogate or nested deeper than 32 is a 422 naming the place.
+
+    Checked on the body FastAPI parsed (Starlette keeps it), before any route sees it: a str field
+    of a request model takes a lone surrogate as it is, and Redis could not store it.
+    """
+    if "json" not in request.headers.get("content-type", "") or not await request.body():
+        return
+    try:
+        data = await request.json()
+    except (ValueError, RecursionError):
+        return  # FastAPI itself answers this one (422 or 400)
+    check_value(data)
+
+
 async def known_chat(token: str, request: Request) -> bool:
     """Whether ``token`` names a chat; asked before a chat's body is read, so a wrong link reads nothing."""
     try:
@@ -246,7 +261,7 @@ def post_chat_message(token: str, body: Annotated[ChatMessage, Depends(chat_mess
 
 
 # -- REST API -------------------------------------------------------------------------
-api = APIRouter(prefix="/api", dependencies=[Depends(require_token)],
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token), Depends(storable_body)],
                 responses={401: {"description": "missing or wrong bearer token"}})
 
 DefinitionBody = Annotated[dict[str, Any], Body(description="a task definition (SPEC §3), as JSON")]

@@ -45,7 +45,7 @@ def check_text(text: str, field: str) -> None:
 def _child(path: str, key: Any) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
-    name = printable(str(key))
+    name = printable(str(key)) or '""'  # an empty key is still a place to name
     return f"{path}.{name}" if path else name
 
 

@@ -28,8 +28,13 @@ def _location(loc: Sequence[int | str]) -> str:
         elif part in ("conversation", "task", "compile") and out.endswith("]"):
             continue  # pydantic's discriminator tag is noise to a user
         else:
-            out += f".{part}" if out else str(part)
+            name = printable(str(part)) or '""'  # an empty key is still a place to name
+            out += f".{name}" if out else name
     return out
+
+
+#: What a refusal of a whole object names, when no single field is at fault.
+WHOLE = {"TaskDefinition": "definition", "Contact": "contact", "Assistant": "assistant"}
 
 
 def first_error(exc: ValidationError, prefix: str = "") -> InvalidInput:
@@ -54,7 +59,10 @@ def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise first_error(exc, prefix) from None
+        refusal = first_error(exc, prefix)
+        if not refusal.field:  # a check of the whole object ("give template or workflow, not both")
+            raise InvalidInput(prefix or WHOLE.get(model.__name__, model.__name__), refusal.reason) from None
+        raise refusal from None
 
 
 class _Refused(ComposerError):

@@ -142,6 +142,17 @@ def taskbot_cli(env: dict[str, str]) -> Callable[..., object]:
     return run
 
 
+def contents(r: redis.Redis, pattern: str = "taskbot:*", skip: tuple[bytes, ...] = ()) -> dict[bytes, object]:
+    """What Redis holds under ``pattern``, by value: to assert that a refused request stored nothing.
+
+    Not ``DUMP``: a large hash is dumped in its table's order, which Redis's incremental rehashing
+    changes without any write.
+    """
+    read = {b"string": r.get, b"hash": r.hgetall, b"set": r.smembers, b"list": lambda k: r.lrange(k, 0, -1),
+            b"zset": lambda k: r.zrange(k, 0, -1, withscores=True)}
+    return {k: (r.type(k), read[r.type(k)](k)) for k in sorted(r.keys(pattern)) if not k.startswith(skip)}
+
+
 def people(engine: Engine, *emails: str, channel: str = "web") -> None:
     """Put contacts in the directory who prefer ``channel``."""
     engine.import_contacts([{"email": e, "preferred_channel": channel} for e in emails])

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import create_app
 from bot.settings import Settings
-from tests.conftest import served
+from tests.conftest import contents, served
 from tests.fakes.slack_api import FakeSlack, SlackSender, dm_event, envelope
 from tests.fakes.telegram_api import FakeTelegram, TelegramSender, message_update
 
@@ -61,10 +61,9 @@ def telegram(base) -> Iterator[TelegramSender]:
     sender.close()
 
 
-def stored(r) -> dict[bytes, bytes]:
+def stored(r) -> dict[bytes, object]:
     """Everything taskbot keeps, but the adapters' short-lived caches and limiters."""
-    return {k: r.dump(k) for k in sorted(r.keys("taskbot:*"))
-            if not k.startswith((b"taskbot:telegram:rate:", b"taskbot:slack:"))}
+    return contents(r, skip=(b"taskbot:telegram:rate:", b"taskbot:slack:"))
 
 
 def dm(**changes: object) -> dict[str, object]:
