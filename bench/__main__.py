@@ -59,6 +59,13 @@ def main() -> None:
                          for bound in (6, 0)]
     print(table("tokens sent per completed sub-task (3 fields, a litellm model: the fake OpenAI server), "
                 "history bound on (6 messages) and off", results["tokens"]), flush=True)
+    from .inputs import definition_reads, refusals
+
+    results["definition_reads"] = definition_reads(10 if args.smoke else 50)
+    print(table("reading a stored definition whose filter is as large as allowed (engine work of GET /api/tasks/{id})",
+                results["definition_reads"]), flush=True)
+    results["refusals"] = refusals(3 if args.smoke else 20)
+    print(table("the worst inputs of issue 10, refused (median)", results["refusals"]), flush=True)
     results["seconds"] = round(time.time() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
