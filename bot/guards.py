@@ -9,7 +9,6 @@ they arrive), which sits outside this gate.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
@@ -133,7 +132,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         reason = f"JSON nested deeper than {MAX_DEPTH} levels"
         return JSONResponse({"detail": [{"type": "value_error", "loc": ["body"], "msg": reason}], "field": "body"},
                             status_code=422)
-    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | json.JSONDecodeError | ValueError):
+    if exc.status_code == 400 and isinstance(cause, ValueError):  # e.g. UnicodeDecodeError
         return JSONResponse({"detail": [{"type": "value_error", "loc": ["body"],
-                                         "msg": "the body is not JSON in UTF-8"}], "field": "body"}, status_code=400)
+                                         "msg": "the body cannot be read as JSON (is it UTF-8?)"}], "field": "body"},
+                            status_code=400)
     return await http_exception_handler(request, exc)

@@ -54,7 +54,7 @@ def first_error(exc: ValidationError, prefix: str = "") -> InvalidInput:
 def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
     """Validate ``data`` as ``model`` or raise :class:`InvalidInput` for the first bad field."""
     if not isinstance(data, Mapping):
-        raise InvalidInput(prefix or model.__name__, "expected a mapping of fields")
+        raise InvalidInput(prefix or WHOLE.get(model.__name__, model.__name__), "expected a mapping of fields")
     check_value(data, prefix)  # before pydantic, whose messages would quote a lone surrogate back
     try:
         return model.model_validate(data)

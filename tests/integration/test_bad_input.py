@@ -166,6 +166,9 @@ def test_deep_datasets_contacts_and_bodies_are_refused_naming_the_field(api, r):
         assert res.status_code == 422
         assert res.json() == {"detail": [{"type": "value_error", "loc": ["body"],
                                           "msg": "JSON nested deeper than 32 levels"}], "field": "body"}
+    res = api.post("/api/tasks", content=b'{"id": "caf\xe9"}', headers={"Content-Type": "application/json"})
+    assert (res.status_code, res.json()["field"]) == (400, "body")  # Latin-1, not UTF-8
+    assert "UTF-8" in res.json()["detail"][0]["msg"]
     assert snapshot(r) == before
     reads_still_work(api)
 
