@@ -12,7 +12,7 @@ from typing import Any
 
 from . import channels, scenarios
 
-AREAS = ("fanout", "answers", "chase", "tokens", "telegram", "slack", "email", "corpus")
+AREAS = ("fanout", "answers", "chase", "tokens", "telegram", "slack", "email", "corpus", "inputs")
 
 
 def table(title: str, rows: list[dict[str, Any]]) -> str:
@@ -100,6 +100,14 @@ def main() -> None:
         from .corpus import run as corpus
 
         results["email_corpus"] = corpus(smoke=args.smoke)  # None where ../shared/corpora is absent
+    if "inputs" in only:
+        from .inputs import definition_reads, refusals
+
+        results["definition_reads"] = definition_reads(10 if args.smoke else 50)
+        print(table("reading a stored definition whose filter is as large as allowed (engine work of GET "
+                    "/api/tasks/{id})", results["definition_reads"]), flush=True)
+        results["refusals"] = refusals(3 if args.smoke else 20)
+        print(table("the worst inputs of issue 10, refused (median)", results["refusals"]), flush=True)
     results["seconds"] = round(time.time() - started)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

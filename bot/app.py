@@ -1,4 +1,4 @@
-"""The one ASGI app (SPEC §8): health check, web chat, the REST API under /api, and the dashboard.
+"""The one ASGI app (SPEC §8): health check, web chat and the dashboard here, the REST API (bot/api.py).
 
 The engine is synchronous (redis-py), so every route that touches Redis is a plain ``def``:
 FastAPI runs those in its threadpool and the event loop never waits on Redis.
@@ -6,24 +6,38 @@ FastAPI runs those in its threadpool and the event loop never waits on Redis.
 
 import hashlib
 import hmac
+import json
 import re
-import secrets
 import uuid
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import redis
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
+from engine.bounds import check_value, printable
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.views import chat_view
 
 from . import pages
+from .api import EngineDep, api
+from .guards import (
+    ApiTokenGate,
+    CloseWhenUnread,
+    configured_token,
+    on_http_error,
+    on_request_invalid,
+    same_secret,
+)
+from .logs import redact_uvicorn_logs
 from .reconnect import UNAVAILABLE
 from .settings import Settings
 from .slack import mount_slack
@@ -39,48 +53,23 @@ HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referre
                 "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
 
 
-class BadParameter(InvalidInput):
-    """An ``InvalidInput`` about a path or query parameter, so the 422's ``loc`` points there."""
-
-    def __init__(self, where: str, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.where = where
-
-
 # -- dependencies ---------------------------------------------------------------
-def engine_of(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+async def known_chat(token: str, request: Request) -> bool:
+    """Whether ``token`` names a chat; asked before a chat's body is read, so a wrong link reads nothing."""
+    try:
+        await run_in_threadpool(request.app.state.engine.inbox.subtask_for_token, token)
+    except NotFound:
+        return False
+    return True
 
 
-EngineDep = Annotated[Engine, Depends(engine_of)]
-bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer $TASKBOT_API_TOKEN")
+async def form_fields(token: str, request: Request) -> dict[str, str] | None:
+    """The no-JS chat form, read without python-multipart (two urlencoded fields need no library).
 
-
-def configured_token(settings: Settings) -> str | None:
-    """An empty TASKBOT_API_TOKEN counts as none: an empty secret must never open the API."""
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else ""
-    return token or None
-
-
-def same_secret(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode(), expected.encode())
-
-
-async def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    """Every /api route: the bearer token must match; with no token configured the API stays closed."""
-    expected = configured_token(request.app.state.settings)
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if expected is None:
-        raise HTTPException(401, "the API is off: set TASKBOT_API_TOKEN to use it", headers=challenge)
-    if credentials is None or not same_secret(credentials.credentials, expected):
-        raise HTTPException(401, "missing or wrong bearer token", headers=challenge)
-
-
-async def form_fields(request: Request) -> dict[str, str]:
-    """The no-JS chat form, read without python-multipart (two urlencoded fields need no library)."""
+    None when the link names no chat; its body is then never read.
+    """
+    if not await known_chat(token, request):
+        return None
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -98,9 +87,10 @@ def field_loc(field: str) -> list[str | int]:
 
 async def on_invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
-    loc = [getattr(exc, "where", "body"), *field_loc(exc.field)]
-    detail = [{"type": "value_error", "loc": loc, "msg": exc.reason}]
-    return JSONResponse({"detail": detail, "field": exc.field}, status_code=422)
+    field, reason = printable(exc.field), printable(exc.reason)  # a refusal must be sendable itself
+    loc = [getattr(exc, "where", "body"), *field_loc(field)]
+    detail = [{"type": "value_error", "loc": loc, "msg": reason}]
+    return JSONResponse({"detail": detail, "field": field}, status_code=422)
 
 
 async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -180,6 +170,22 @@ class ChatAccepted(BaseModel):
     duplicate: bool
 
 
+async def chat_message(token: str, request: Request) -> ChatMessage:
+    """A JSON chat message, read once the token names a chat (404 otherwise, the body unread)."""
+    if not await known_chat(token, request):
+        raise NotFound("chat", token[:6] + "…")
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past what json reads
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",),
+                                       "msg": "the body is not a JSON object in UTF-8"}]) from None
+    check_value(data)  # a lone surrogate in "text" is named as such, not as pydantic's "invalid string"
+    try:
+        return ChatMessage.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
 @chat.get("/chat/{token}", include_in_schema=False)
 def chat_page(token: str, engine: EngineDep) -> Response:
     try:
@@ -198,16 +204,16 @@ FIELD_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 @chat.post("/chat/{token}", include_in_schema=False)
-def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str], Depends(form_fields)]
+def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str] | None, Depends(form_fields)]
               ) -> Response:
     """The form works without JavaScript; its hidden ``id`` makes a re-submitted form count once."""
+    if form is None:
+        return not_found_page("This chat link is not valid. Check that you copied the whole link.")
     text = form.get("text", "")
     answers = form.get("answers") if FIELD_KEY.match(form.get("answers") or "") else None
     try:
         if text.strip():
             engine.inbox.post_web(token, text, (form.get("id") or "")[:128] or None, answers)
-        else:
-            engine.inbox.subtask_for_token(token)
     except NotFound:
         return not_found_page("This chat link is not valid. Check that you copied the whole link.")
     return RedirectResponse(f"/chat/{token}", status_code=303)
@@ -222,159 +228,19 @@ def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dic
     return chat_view(engine.store, sid)
 
 
-@chat.post("/chat/{token}/messages", status_code=202)
-def post_chat_message(token: str, body: ChatMessage, engine: EngineDep) -> ChatAccepted:
-    """Stored (and queued) before the 202 goes back; the bot's reply follows in the conversation."""
+@chat.post("/chat/{token}/messages", status_code=202, responses={404: {"description": "no such chat"}},
+           openapi_extra={"requestBody": {"required": True, "content": {
+               "application/json": {"schema": ChatMessage.model_json_schema()}}}})
+def post_chat_message(token: str, body: Annotated[ChatMessage, Depends(chat_message)], engine: EngineDep
+                      ) -> ChatAccepted:
+    """Stored (and queued) before the 202 goes back; the bot's reply follows in the conversation.
+
+    Retrying safely: send the same ``id`` again (the chat page makes one per message and re-uses
+    it when it sends again). A message whose 202 was lost (a timeout, a 503 while Redis was away
+    after it was stored) is then recorded once; the answer says ``duplicate: true``.
+    """
     iid, new = engine.inbox.post_web(token, body.text, body.id, body.answers)
     return ChatAccepted(id=iid, duplicate=not new)
-
-
-# -- REST API -------------------------------------------------------------------------
-api = APIRouter(prefix="/api", dependencies=[Depends(require_token)],
-                responses={401: {"description": "missing or wrong bearer token"}})
-
-DefinitionBody = Annotated[dict[str, Any], Body(description="a task definition (SPEC §3), as JSON")]
-ObjectBody = Annotated[dict[str, Any], Body()]
-RowsBody = Annotated[list[Any] | dict[str, Any], Body(description='row objects, or {"rows": [...]}')]
-
-
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    data: dict[str, Any] = Field(default_factory=dict, description="gathered data the run starts with")
-
-
-class TriggerRequest(RunRequest):
-    task_definition_id: str
-    callback_url: HttpUrl | None = Field(
-        None, description="gets the run object, signed, when the run ends; http(s) only, and no private, loopback or "
-                          "link-local address unless TASKBOT_CALLBACK_ALLOW_PRIVATE=true (SPEC §11)")
-
-
-class RunStarted(BaseModel):
-    run_id: str
-
-
-def definition_json(definition: Any) -> dict[str, Any]:
-    data: dict[str, Any] = definition.model_dump(mode="json", exclude_none=True)
-    return data
-
-
-def started(rid: str, response: Response) -> RunStarted:
-    response.headers["Location"] = f"/api/runs/{rid}"
-    return RunStarted(run_id=rid)
-
-
-@api.get("/tasks", tags=["tasks"])
-def list_tasks(engine: EngineDep) -> list[dict[str, Any]]:
-    return [definition_json(d) for d in engine.store.list_definitions()]
-
-
-@api.post("/tasks", status_code=201, tags=["tasks"])
-def create_task(body: DefinitionBody, engine: EngineDep) -> dict[str, Any]:
-    """Validate and store a definition (refused whole, field named, when wrong); same id replaces."""
-    return definition_json(engine.apply_definition(body))
-
-
-@api.get("/tasks/{task_id}", tags=["tasks"])
-def get_task(task_id: str, engine: EngineDep) -> dict[str, Any]:
-    return definition_json(engine.store.get_definition(task_id))
-
-
-@api.put("/tasks/{task_id}", tags=["tasks"])
-def put_task(task_id: str, body: DefinitionBody, engine: EngineDep) -> dict[str, Any]:
-    if "id" in body and body["id"] != task_id:
-        raise InvalidInput("id", f"must match the task id in the URL ({task_id!r})")
-    return definition_json(engine.apply_definition({**body, "id": task_id}))
-
-
-@api.delete("/tasks/{task_id}", status_code=204, tags=["tasks"])
-def delete_task(task_id: str, engine: EngineDep) -> Response:
-    engine.store.delete_definition(task_id)
-    return Response(status_code=204)
-
-
-@api.post("/tasks/{task_id}/runs", status_code=202, tags=["runs"])
-def start_run(task_id: str, engine: EngineDep, response: Response,
-              body: Annotated[RunRequest | None, Body()] = None) -> RunStarted:
-    return started(engine.runs.trigger(task_id, body.data if body else None, kind="api"), response)
-
-
-@api.post("/trigger", status_code=202, tags=["runs"])
-def web_trigger(body: TriggerRequest, engine: EngineDep, response: Response) -> RunStarted:
-    """The Web Trigger: start a run of ``task_definition_id`` with ``data``; ``callback_url`` gets the run
-    object when it ends (its host is resolved here, so this is a plain ``def`` run in the threadpool)."""
-    callback = str(body.callback_url) if body.callback_url is not None else None
-    return started(engine.runs.trigger(body.task_definition_id, body.data, kind="web", callback_url=callback), response)
-
-
-@api.get("/runs", tags=["runs"])
-def list_runs(engine: EngineDep, task_id: str | None = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
-    """Newest first, without sub-tasks (``GET /api/runs/{id}`` has them)."""
-    return engine.list_runs(task_id, limit)
-
-
-@api.get("/runs/{run_id}", tags=["runs"])
-def get_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
-    return engine.run_view(run_id)
-
-
-@api.get("/deliverables/{deliverable_id}/file", tags=["runs"], response_class=Response,
-         responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}})
-def get_deliverable_file(deliverable_id: str, engine: EngineDep) -> Response:
-    """An image or file deliverable's bytes."""
-    name, media_type, data = engine.deliverable_file(deliverable_id)
-    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-@api.post("/runs/{run_id}/cancel", tags=["runs"], responses={409: {"description": "the run is final"}})
-def cancel_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
-    engine.runs.cancel(run_id)
-    return engine.run_view(run_id)
-
-
-@api.post("/runs/{run_id}/approve", tags=["runs"], responses={409: {"description": "not awaiting review"}})
-def approve_run(run_id: str, engine: EngineDep) -> dict[str, Any]:
-    engine.runs.approve(run_id)
-    return engine.run_view(run_id)
-
-
-@api.get("/contacts", tags=["directory"])
-def list_contacts(engine: EngineDep) -> list[dict[str, Any]]:
-    return [c.model_dump(mode="json", exclude_none=True) for c in engine.store.list_contacts()]
-
-
-@api.put("/contacts/{contact_id}", tags=["directory"])
-def put_contact(contact_id: str, body: ObjectBody, engine: EngineDep) -> dict[str, Any]:
-    if "id" in body and body["id"] != contact_id:
-        raise InvalidInput("id", f"must match the contact id in the URL ({contact_id!r})")
-    try:
-        [contact] = engine.import_contacts([{**body, "id": contact_id}])
-    except InvalidInput as exc:  # the engine names the row ("[0].email"); this body is one contact
-        raise InvalidInput(exc.field.removeprefix("[0]").lstrip(".") or "contact", exc.reason) from None
-    return contact.model_dump(mode="json", exclude_none=True)
-
-
-@api.put("/datasets/{name}", tags=["directory"])
-def put_dataset(name: str, body: RowsBody, engine: EngineDep) -> dict[str, Any]:
-    """Replace a dataset's rows: a list of objects, or ``{"rows": [...]}``."""
-    rows = body.get("rows") if isinstance(body, dict) else body
-    if not isinstance(rows, list):
-        raise InvalidInput("rows", 'expected a list of row objects, or {"rows": [...]}')
-    try:
-        count = engine.import_dataset(name, rows)
-    except InvalidInput as exc:
-        if exc.field == "NAME":
-            raise BadParameter("path", "name", exc.reason) from None
-        raise InvalidInput(("rows" if isinstance(body, dict) else "") + exc.field, exc.reason) from None
-    return {"name": name, "rows": count}
-
-
-@api.get("/notifications", tags=["notifications"])
-def notifications(owner: Annotated[str, Query(min_length=1, description="whose notifications")],
-                  engine: EngineDep) -> list[dict[str, Any]]:
-    """In-app notifications (run ended, awaiting review ...), oldest first."""
-    return engine.store.notifications(owner)
 
 
 # -- dashboard ----------------------------------------------------------------------------
@@ -389,12 +255,14 @@ def cookie_value(token: str) -> str:
 def dashboard_gate(request: Request) -> Response | None:
     """None when the visitor may see the dashboard; otherwise the response to send instead.
 
-    With an API token configured, ``?token=`` is asked for once: it sets an HttpOnly cookie and
-    redirects to the same page without the token, so it does not linger in history or logs.
+    ``?token=`` (the API token) is asked for once: it sets an HttpOnly cookie and redirects to
+    the same page without the token, so it does not linger in history (the access log redacts
+    it). With no API token configured the dashboard is closed.
     """
     expected = configured_token(request.app.state.settings)
-    if expected is None:
-        return None
+    if expected is None:  # closed like the API: the dashboard lists chat links, each a participant's credential
+        return html(pages.message_page("Dashboard off", "Set TASKBOT_API_TOKEN, then open the dashboard once "
+                                                        "with ?token=<API token>."), status_code=401)
     denied = html(pages.message_page("Sign in needed", "Open the dashboard once with ?token=<API token>."),
                   status_code=401)
     given = request.query_params.get("token")
@@ -429,6 +297,13 @@ def run_page(run_id: str, request: Request, engine: EngineDep) -> Response:
 
 
 # -- the app ---------------------------------------------------------------------------------
+class TaskbotApp(FastAPI):
+    """FastAPI with one more layer outside all others: a refused body is not received to its end."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return CloseWhenUnread(super().build_middleware_stack())
+
+
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app around an engine (tests pass theirs; ``taskbot serve`` builds one from settings)."""
     settings = settings or Settings()
@@ -436,7 +311,10 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
         from .bootstrap import build_engine
 
         engine = build_engine(settings, announce=True)
-    app = FastAPI(title="taskbot", description="Tasks that fan out to people, chase them and fan in.")
+    # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
+    # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
+    app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
+                     max_body_size=settings.max_body)
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
@@ -444,6 +322,10 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)
+    app.add_middleware(ApiTokenGate, settings=settings)
+    redact_uvicorn_logs(settings)
+    app.add_exception_handler(RequestValidationError, on_request_invalid)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(InvalidInput, on_invalid_input)
     app.add_exception_handler(NotFound, on_not_found)
     app.add_exception_handler(Conflict, on_conflict)

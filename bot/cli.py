@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from engine.bounds import printable, surrogate_at
 from engine.engine import Engine
 from engine.errors import InvalidInput
 
@@ -71,9 +72,11 @@ def worker(no_scheduler: bool, burst: bool, fork: bool) -> None:
     """
     import logging
 
+    from .logs import redact_handlers
     from .workers import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redact_handlers(Settings())  # e.g. httpx logs each Bot API URL, which holds the Telegram bot token
     run_worker(with_scheduler=not no_scheduler, burst=burst, fork=fork)
 
 
@@ -88,7 +91,9 @@ def tasks() -> None:
 @handles_errors
 def tasks_apply(file: Path) -> None:
     """Validate FILE (YAML) and store the task; a wrong file is refused whole."""
-    definition = engine().apply_definition(file.read_text(encoding="utf-8"))
+    from engine.definitions import read_text
+
+    definition = engine().apply_definition(read_text(file))
     click.echo(f"applied task {definition.id} ({definition.name})")
 
 
@@ -130,7 +135,9 @@ def assistants() -> None:
 @handles_errors
 def assistants_apply(file: Path) -> None:
     """Validate FILE (YAML: id, model, api_base, api_key_env, system_prompt, tools, ...) and store it."""
-    assistant = engine().apply_assistant(file.read_text(encoding="utf-8"))
+    from engine.definitions import read_text
+
+    assistant = engine().apply_assistant(read_text(file))
     click.echo(f"applied assistant {assistant.id} ({assistant.model})")
 
 
@@ -390,4 +397,9 @@ cli.add_command(healthcheck)
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="taskbot")
+    args = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(args, 1):
+        # Python hands bytes that are not UTF-8 over as lone surrogates, which Redis cannot store.
+        if surrogate_at(arg) is not None:
+            fail(f"argument {i} ({printable(arg)}) is not valid UTF-8", 2)
+    cli.main(args=args, prog_name="taskbot")

@@ -13,6 +13,7 @@ import click
 import redis
 from rich.console import Console
 
+from engine.bounds import printable
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 
@@ -26,7 +27,7 @@ FINAL = ("completed", "awaiting_review", "failed", "cancelled")
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"taskbot: error: {message}", markup=False)
+    err.print(f"taskbot: error: {printable(message)}", markup=False)
     sys.exit(code)
 
 

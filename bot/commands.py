@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.access import Caller, may, visible_schedules
+from engine.bounds import check_value
 from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.hours import back_at, check_away, zone
@@ -140,6 +141,7 @@ def schedule_line(s: dict[str, Any]) -> str:
 def execute(engine: Engine, text: str, actor: Actor, *, kind: str = "slash") -> Reply:
     """Parse and run one command for ``actor``; errors come back as a one-line reply."""
     try:
+        check_value(text, "command")  # a lone surrogate would reach Redis as a key or a value
         command = parse(text)
         if not allowed(engine, command, actor):
             return Reply(f"Sorry, only an admin or the task's owner may {command.name} that.", ok=False)

@@ -112,6 +112,7 @@ def run_demo(port: int | None = None, data_dir: Path = Path(".demo")) -> None:
     if not port_free(chosen):
         chosen = free_port()
     os.environ["TASKBOT_HTTP_PORT"] = str(chosen)
+    # the dashboard is closed without a token: the demo keeps one in .demo/ and prints its sign-in link
     os.environ["TASKBOT_API_TOKEN"] = demo_token(data_dir)
     os.environ.setdefault("TASKBOT_WORKING_HOURS", "always")  # a demo answers at any hour
     os.environ.setdefault("TASKBOT_PUBLIC_URL", f"http://127.0.0.1:{chosen}")
@@ -179,7 +180,7 @@ def _announce(settings: Settings, rid: str, *, private: bool) -> None:
     # The private Redis has no password, so its URL can be printed; a given one is already in the user's shell.
     taskbot = (f"TASKBOT_REDIS_URL={settings.redis_url} " if private else "") + taskbot_command()
     click.echo("")
-    click.echo(f"taskbot demo is running. Dashboard: {settings.base_url}/?token={token}")
+    click.echo(f"taskbot demo is running. Dashboard (this link signs you in once): {settings.base_url}/?token={token}")
     click.echo(f"Example run {rid} of task weekly-status asks three people on the web channel:")
     for s in subs:
         click.echo(f"  {s['name']:<8} {s['chat_url']}")

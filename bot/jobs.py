@@ -98,7 +98,7 @@ def telegram_command(payload: str) -> None:
 
 
 def deliver_webhook(url: str, body: str) -> None:
-    """POST one event, signed; an error raises so RQ retries it with backoff."""
+    """POST one event, signed (unsigned without TASKBOT_WEBHOOK_SECRET); an error raises so RQ retries it."""
     import json
 
     from .settings import Settings

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, alias="TASKBOT_PUBLIC_URL")
     model: str = Field("scripted", alias="TASKBOT_MODEL")
     api_token: SecretStr | None = Field(None, alias="TASKBOT_API_TOKEN")
+    #: The largest request body the web app reads (bytes); a bigger one gets 413 before it is parsed.
+    max_body: int = Field(1024 * 1024, alias="TASKBOT_MAX_BODY", ge=1)
     max_concurrent_tasks: int = Field(10, alias="TASKBOT_MAX_CONCURRENT_TASKS")
     webhook_urls: str = Field("", alias="TASKBOT_WEBHOOK_URLS")
     webhook_secret: SecretStr | None = Field(None, alias="TASKBOT_WEBHOOK_SECRET")

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +25,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request.internals import parse_body
 from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
@@ -30,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from channels.slack import SlackChannel
 from channels.slack_blocks import ACTION
 from engine import keys
+from engine.bounds import check_value
 from engine.cron import check as check_cron
 from engine.definitions import load_definition
 from engine.engine import Engine
@@ -44,8 +49,11 @@ from .slack_views import NEW_TASK, block_for, new_task_modal, questions, reply_m
 
 log = logging.getLogger("taskbot.slack")
 
-MAX_BODY = 1024 * 1024
 COMMAND_FIELDS = ("text", "user_id", "user_name", "response_url", "channel_id", "team_id")
+#: Slack's replay window: a signature older than this is refused.
+SIGNATURE_MAX_AGE = 300
+#: What Bolt (or an adapter) raises on a field of another type than Slack sends.
+SHAPE_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
 
 
 def secret(value: Any) -> str:
@@ -73,51 +81,73 @@ def build_bolt_app(engine: Engine, channel: SlackChannel, signing_secret: str) -
     bolt = App(client=channel.client, signing_secret=signing_secret, process_before_response=True,
                token_verification_enabled=False, name="taskbot", logger=bolt_log)
 
-    @bolt.error
-    def on_error(error: Exception) -> BoltResponse | None:
-        """Redis away: 503, as every route of the app answers then (Slack delivers the event again later)."""
-        if isinstance(error, redis.RedisError):
-            bolt_log.warning("Slack request not stored: Redis is not answering (%s)", error)
-            return BoltResponse(status=503, body=json.dumps({"detail": UNAVAILABLE}),
-                                headers={"Content-Type": "application/json", "Retry-After": "1"})
-        bolt_log.exception("Failed to run listener function (error: %s)", error)  # what Bolt's own handler says
-        return None
-
     @bolt.event("message")
     def on_message(body: dict[str, Any], ack: Any) -> None:
         message = SlackChannel.inbound(body)
         if message is not None:
-            engine.inbox.receive(message)  # stored (once per event_id) and queued, before the ack
+            try:
+                engine.inbox.receive(message)  # stored (once per event_id) and queued, before the ack
+            except InvalidInput as exc:  # a 4xx would only make Slack deliver the same event again
+                log.warning("Slack event %s not stored: %s", message.provider_id, exc)
         ack()
 
     @bolt.action(re.compile(f"^{ACTION}"))
     def on_click(body: dict[str, Any], ack: Any) -> None:
         message = SlackChannel.click(body)
         if message is not None:
-            engine.inbox.receive(message)  # a click is an answer like a DM: stored, once, before the ack
+            try:
+                engine.inbox.receive(message)  # a click is an answer like a DM: stored, once, before the ack
+            except InvalidInput as exc:  # a 4xx would only make Slack deliver the same click again
+                log.warning("Slack click %s not stored: %s", message.provider_id, exc)
         ack()
 
     @bolt.command("/task")
     def on_task(command: dict[str, Any], ack: Any) -> None:
+        fields = {k: v for k in COMMAND_FIELDS if isinstance(v := command.get(k), str)}
+        if "user_id" not in fields:
+            ack(response_type="ephemeral", text="This command came without a user id; nothing was done.")
+            return
         try:
-            name = parse(command.get("text") or "").name
+            name = parse(fields.get("text", "")).name
         except UsageError as exc:
             ack(response_type="ephemeral", text=str(exc))
             return
         if name == "new":  # a trigger_id lives 3 seconds: the form opens here, not in a job
             try:
-                channel.client.views_open(trigger_id=command["trigger_id"], view=new_task_modal())
+                channel.client.views_open(trigger_id=str(command.get("trigger_id") or ""), view=new_task_modal())
             except (SlackClientError, OSError) as exc:
                 ack(response_type="ephemeral", text=f"Sorry, the form did not open ({exc}); try /task new again.")
                 return
             ack()
             return
-        engine.jobs.enqueue("slack_command", json.dumps({k: command.get(k) for k in COMMAND_FIELDS}))
+        engine.jobs.enqueue("slack_command", json.dumps(fields))
         ack()
+
+    @bolt.error
+    def on_error(error: Exception) -> BoltResponse | None:
+        """Redis away: 503, as every route of the app answers then (Slack delivers the event again later).
+        A signed request Bolt cannot take apart (a field of another type than Slack sends) is a 400: no
+        retry would change it. Anything else stays a 500, so Slack delivers the event again."""
+        if isinstance(error, redis.RedisError):
+            bolt_log.warning("Slack request not stored: Redis is not answering (%s)", error)
+            return BoltResponse(status=503, body=json.dumps({"detail": UNAVAILABLE}),
+                                headers={"Content-Type": "application/json", "Retry-After": "1"})
+        if isinstance(error, SHAPE_ERRORS):
+            log.warning("a Slack request of an unexpected shape was refused: %r", error)
+            return BoltResponse(status=400, body=json.dumps({"detail": "not a Slack request taskbot can read"}),
+                                headers={"Content-Type": "application/json"})
+        log.error("a Slack request failed", exc_info=error)
+        return None
 
     @bolt.view(NEW_TASK)
     def on_new_task(body: dict[str, Any], view: dict[str, Any], ack: Any) -> None:
-        errors, saved = save_new_task(engine, body["user"]["id"], submitted(view["state"]["values"]))
+        try:
+            user, form = str(body["user"]["id"]), submitted(view["state"]["values"])
+        except (KeyError, TypeError, AttributeError):
+            log.warning("a new-task form came without its user or values; nothing saved")
+            ack()
+            return
+        errors, saved = save_new_task(engine, user, form)
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -139,12 +169,18 @@ def mount_slack(app: FastAPI, engine: Engine, settings: Settings) -> None:
             return JSONResponse({"detail": "Slack is off: SLACK_BOT_TOKEN is not set"}, status_code=404)
         if not signing_secret:  # an empty secret would let anyone sign
             return JSONResponse({"detail": "SLACK_SIGNING_SECRET is not set"}, status_code=401)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return JSONResponse({"detail": "request too large"}, status_code=413)
-        answer = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
+        body = await request.body()  # at most TASKBOT_MAX_BODY: the app answers 413 beyond it
+        if not signed(signing_secret, request.headers.get("X-Slack-Request-Timestamp"),
+                      request.headers.get("X-Slack-Signature"), body):
+            return JSONResponse({"detail": "missing, stale or wrong Slack signature"}, status_code=401)
+        problem = malformed(body, request.headers.get("Content-Type"))
+        if problem is not None:
+            return JSONResponse({"detail": problem}, status_code=400)
+        try:
+            bolt_request = to_bolt_request(request, body)  # Bolt reads the team, user and channel ids here
+            answer = await run_in_threadpool(bolt.dispatch, bolt_request)
+        except SHAPE_ERRORS:  # listeners' errors stay inside dispatch: this is Bolt failing on the body itself
+            return JSONResponse({"detail": "not a Slack request taskbot can read"}, status_code=400)
         return to_starlette_response(answer)
 
     app.add_api_route("/slack/events", slack_events, methods=["POST"], tags=["slack"],
@@ -154,6 +190,47 @@ def mount_slack(app: FastAPI, engine: Engine, settings: Settings) -> None:
         socket_mode(app, bolt, app_token)
     elif bolt is not None and not signing_secret:
         log.warning("SLACK_SIGNING_SECRET is not set (nor SLACK_APP_TOKEN): Slack cannot reach taskbot")
+
+
+def signed(signing_secret: str, timestamp: str | None, signature: str | None, body: bytes) -> bool:
+    """Slack's signature (``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``) made in the last five minutes.
+
+    Checked over the body's bytes before anything reads them (slack_sdk's verifier decodes the
+    body first, and raises on a timestamp that is no number, which would be a 500).
+    """
+    if not timestamp or not signature or not re.fullmatch(r"[0-9]{1,12}", timestamp):
+        return False
+    if abs(time.time() - int(timestamp)) > SIGNATURE_MAX_AGE:
+        return False
+    expected = hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return hmac.compare_digest(f"v0={expected.hexdigest()}".encode(), signature.encode("latin-1"))
+
+
+def malformed(body: bytes, content_type: str | None) -> str | None:
+    """Why a signed body is no Slack request (not UTF-8, not an object, ``event`` not an object), or None.
+
+    Bolt assumes Slack's shapes and fails with a 500 on others; these are answered 400 instead,
+    as is text that cannot be stored (a lone surrogate) or nesting deeper than 32 levels.
+    """
+    try:
+        payload = parse_body(body.decode("utf-8"), content_type)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "the body is not a Slack request (not UTF-8, or not JSON where JSON is due)"
+    if not isinstance(payload, dict):
+        return "the body is not a JSON object"
+    event = payload.get("event")
+    if "event" in payload and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+        return "event: expected an object with a type"
+    if not isinstance(payload.get("type", ""), str):
+        return "type: expected a string"
+    view = payload.get("view")
+    if "view" in payload and not (isinstance(view, dict) and isinstance(view.get("type"), str)):
+        return "view: expected an object with a type"
+    try:
+        check_value(payload)
+    except InvalidInput as exc:
+        return f"{exc.field}: {exc.reason}"
+    return None
 
 
 def socket_mode(app: FastAPI, bolt: App, app_token: str) -> None:

@@ -26,6 +26,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from channels.telegram import TelegramChannel, retry_seconds
 from engine import keys
+from engine.bounds import check_value
 from engine.engine import Engine
 from engine.errors import InvalidInput
 from engine.model import Contact
@@ -38,7 +39,6 @@ from .settings import Settings
 
 log = logging.getLogger("taskbot.telegram")
 
-MAX_BODY = 1024 * 1024
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 COMMANDS = frozenset({"start", "task", "help"})
 LINK_TTL = 7 * 86400
@@ -76,12 +76,17 @@ def handle_update(engine: Engine, update: dict[str, Any]) -> str:
     """Store one update (a message) or enqueue it (a command), once per ``update_id``.
 
     Returns:
-        what was done: ``stored``, ``command``, ``duplicate`` or ``ignored``. Only after this
-        returns may the update be acknowledged.
+        what was done: ``stored``, ``command``, ``duplicate`` or ``ignored`` (with the reason when
+        its text cannot be stored). Only after this returns may the update be acknowledged.
     """
     message = TelegramChannel.inbound(update)
     if message is None:
         return "ignored"
+    try:
+        check_value(message.text, "message.text")
+    except InvalidInput as exc:  # acknowledged, so Telegram does not deliver it again, and never stored
+        log.warning("Telegram update %s ignored: %s", message.provider_id, exc)
+        return f"ignored: {exc}"
     command = TelegramChannel.command(message.text)
     if command is not None and ("edit_of" in message.meta or "settle" in message.meta):
         return "ignored"  # an edited command does not run again
@@ -114,14 +119,10 @@ def mount_telegram(app: FastAPI, engine: Engine, settings: Settings) -> None:
         given = request.headers.get(SECRET_HEADER, "")
         if not secrets.compare_digest(given.encode(), webhook_secret.encode()):
             return JSONResponse({"detail": "missing or wrong secret token"}, status_code=401)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return JSONResponse({"detail": "request too large"}, status_code=413)
+        body = await request.body()  # at most TASKBOT_MAX_BODY: the app answers 413 beyond it
         try:
             update = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return JSONResponse({"detail": "the body is not JSON"}, status_code=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return JSONResponse({"detail": "not a Telegram update (no update_id)"}, status_code=400)

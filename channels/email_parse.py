@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
+from email.errors import HeaderParseError
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
@@ -72,7 +73,10 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
         return None
     sender = senders[0].lower() if senders else daemon(msg)
     message_id = first_msgid(header(msg, "Message-ID")) or f"<{hashlib.sha256(raw).hexdigest()[:32]}@taskbot.invalid>"
-    body = msg.get_body(preferencelist=("plain", "html"))
+    try:
+        body = msg.get_body(preferencelist=("plain", "html"))
+    except HEADER_ERRORS:  # a multipart the stdlib cannot walk (a part that is text, not a message)
+        body = None
     text = new_text(body) if body is not None else ""
     saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
     if not text and saved:
@@ -94,13 +98,28 @@ def daemon(msg: Message) -> str:
     return (address or name or "mailer-daemon").strip("<> ").lower()
 
 
+#: What the stdlib's header parser raises on some malformed headers instead of registering a defect.
+HEADER_ERRORS = (HeaderParseError, IndexError, ValueError, TypeError, AttributeError)
+
+
+def raw_values(msg: Message, name: str) -> list[str]:
+    """A header's values as they stand in the mail, undecoded: when the parser itself fails on them."""
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
 def header(msg: Message, name: str) -> str:
-    value = msg.get(name)
+    try:
+        value = msg.get(name)
+    except HEADER_ERRORS:
+        value = (raw_values(msg, name) or [None])[0]
     return " ".join(str(value).split()) if value is not None else ""
 
 
 def addresses(msg: Message, name: str) -> list[str]:
-    values = [str(v) for v in msg.get_all(name) or []]
+    try:
+        values = [str(v) for v in msg.get_all(name) or []]
+    except HEADER_ERRORS:
+        values = raw_values(msg, name)
     return [addr for _, addr in getaddresses(values) if "@" in addr]
 
 
@@ -168,8 +187,9 @@ def parts(msg: Any) -> Iterator[Any]:
     if msg.get_content_type() == "message/rfc822":
         yield msg
     elif msg.is_multipart():
-        for part in msg.iter_parts():
-            yield from parts(part)
+        for part in msg.get_payload():
+            if isinstance(part, Message):  # a broken multipart may hold bare text among its parts
+                yield from parts(part)
     else:
         yield msg
 

@@ -222,38 +222,57 @@ class SlackChannel:
 
         ``meta.ref`` is the message's own ``{channel}:{ts}``; an edit (``message_changed``) carries the
         edited message's as ``meta.edit_of`` and as ``reply_to``, which finds the sub-task it answered.
+        Fields of another type than Slack sends (no channel, a ``ts`` that is no timestamp) make it no
+        message: it is ignored, never an error that would make Slack deliver it again.
         """
-        event = body.get("event") or {}
+        event = body.get("event")
+        if not isinstance(event, dict):
+            return None
         if event.get("subtype") == "message_changed":
             return SlackChannel._edit(body, event)
+        user, channel, text, ts = (event.get(k) for k in ("user", "channel", "text", "ts"))
+        subtype = event.get("subtype")
         if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
-                or event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
-                or not (event.get("text") or "").strip()):
+                or not (subtype is None or isinstance(subtype, str)) or subtype not in PERSON_SUBTYPES
+                or not (isinstance(user, str) and user) or not (isinstance(channel, str) and channel)
+                or not (isinstance(text, str) and text.strip()) or timestamp(ts) is None):
             return None
         thread = event.get("thread_ts")
-        reply_to = f"{event['channel']}:{thread}" if thread and thread != event.get("ts") else None
-        at = float(event.get("ts") or body.get("event_time") or 0) or None
-        extra = {"at": at} if at else {}
-        return Inbound("slack", event["user"], from_slack(event.get("text") or ""),
-                       provider_id=str(body.get("event_id") or f"{event['channel']}:{event.get('ts')}"),
-                       reply_to=reply_to, meta={"channel": event["channel"], "ts": event.get("ts"),
-                                                "ref": f"{event['channel']}:{event.get('ts')}"}, **extra)
+        reply_to = f"{channel}:{thread}" if isinstance(thread, str) and thread and thread != ts else None
+        event_id = body.get("event_id")
+        return Inbound("slack", user, from_slack(text),
+                       provider_id=event_id if isinstance(event_id, str) and event_id else f"{channel}:{ts}",
+                       reply_to=reply_to, meta={"channel": channel, "ts": ts, "ref": f"{channel}:{ts}"},
+                       at=timestamp(ts))
 
     @staticmethod
     def _edit(body: dict[str, Any], event: dict[str, Any]) -> Inbound | None:
-        new, old = event.get("message") or {}, event.get("previous_message") or {}
-        text = (new.get("text") or "").strip()
-        in_dm = event.get("channel_type") == "im" or str(event.get("channel") or "").startswith("D")
-        if (not in_dm or new.get("bot_id") or not new.get("user") or not text
-                or text == (old.get("text") or "").strip() or not new.get("ts")):
+        new, old = event.get("message"), event.get("previous_message") or {}
+        channel = event.get("channel")
+        if not isinstance(new, dict) or not isinstance(old, dict) or not isinstance(channel, str) or not channel:
+            return None
+        text = new.get("text") if isinstance(new.get("text"), str) else ""
+        text = text.strip()
+        in_dm = event.get("channel_type") == "im" or channel.startswith("D")
+        if (not in_dm or new.get("bot_id") or not isinstance(new.get("user"), str) or not new.get("user") or not text
+                or text == str(old.get("text") or "").strip() or timestamp(new.get("ts")) is None):
             return None  # the bot's own update of a clicked message, a link unfurled: no edit by a person
-        ref = f"{event['channel']}:{new['ts']}"
-        at = float(event.get("event_ts") or event.get("ts") or 0) or None
+        ref = f"{channel}:{new['ts']}"
+        at = timestamp(event.get("event_ts")) or timestamp(event.get("ts"))
+        event_id = body.get("event_id")
         return Inbound("slack", str(new["user"]), from_slack(text),
-                       provider_id=str(body.get("event_id") or f"edit:{ref}:{event.get('event_ts')}"), reply_to=ref,
-                       meta={"channel": event["channel"], "edit_of": ref}, **({"at": at} if at else {}))
+                       provider_id=event_id if isinstance(event_id, str) and event_id
+                       else f"edit:{ref}:{event.get('event_ts')}", reply_to=ref,
+                       meta={"channel": channel, "edit_of": ref}, **({"at": at} if at else {}))
 
     @staticmethod
     def click(body: dict[str, Any]) -> Inbound | None:
         """A click on a question's button, select or date picker (``block_actions``), as an ``Inbound``."""
         return click(body)
+
+
+def timestamp(value: Any) -> float | None:
+    """A Slack ``ts`` (``"1700000000.000100"``) as unix seconds; None when it is none."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,12}(\.\d{1,9})?", value):
+        return None
+    return float(value)

@@ -309,9 +309,14 @@ class TelegramChannel:
         ``meta.edit_of`` (and ``reply_to``, which finds the sub-task it answered); a ``callback_query``
         (a keyboard button pressed) is the button's text, answering its field (``meta.answers``).
         """
+        raw = update.get("message")
+        chat = raw.get("chat") if isinstance(raw, dict) else None
+        if not (isinstance(chat, dict) and _integer(chat.get("id")) and _integer(raw.get("message_id"))
+                and _integer(raw.get("date")) and 0 <= raw["date"] < 2**40):
+            return None  # no message of a chat (another kind of update), or not in the Bot API's shape
         try:
             parsed = Update.de_json(update, None)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             log.warning("an update that is not a Bot API Update was ignored")
             return None
         if parsed.callback_query is not None:
@@ -321,7 +326,7 @@ class TelegramChannel:
         if message is None or message.chat.type != "private" or (message.from_user and message.from_user.is_bot):
             return None
         text = message.text or message.caption or ""
-        if not text.strip():
+        if not isinstance(text, str) or not text.strip():
             return None
         chat = message.chat.id
         ref = f"{chat}:{message.message_id}"
@@ -338,3 +343,8 @@ class TelegramChannel:
         """``/task run x`` -> ``("task", "run x")``, ``/start@bot t`` -> ``("start", "t")``; None: not a command."""
         found = COMMAND.match(text.strip())
         return (found.group(1).lower(), (found.group(2) or "").strip()) if found else None
+
+
+def _integer(value: Any) -> bool:
+    """An int as JSON gives it (``True`` is an int to Python, not to the Bot API)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -13,7 +13,7 @@ Step = Literal["chase", "escalate", "time_out"]
 
 @dataclass(frozen=True)
 class ChaseDecision:
-    """``chase``, ``escalate`` or ``time_out`` now, or ``wait`` until ``at`` for ``then``; ``none`` when nothing is left."""
+    """``chase``, ``escalate`` or ``time_out`` now, or ``wait`` until ``at`` for ``then``; ``none``: nothing left."""
 
     action: Literal["wait", "chase", "escalate", "time_out", "none"]
     at: float

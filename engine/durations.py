@@ -6,9 +6,11 @@ import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+#: The longest duration taken (a year): longer ones are typos, and an infinite one would break the clock.
+MAX_SECONDS = 366 * 86400
 
 
-def parse_duration(text: str | int | float) -> float:
+def parse_duration(text: object) -> float:
     """Return seconds for a duration such as ``24h``.
 
     A bare number is taken as seconds so that JSON callers may pass one; anything else
@@ -18,7 +20,7 @@ def parse_duration(text: str | int | float) -> float:
     Raises:
         ValueError: the text is not a positive duration.
     """
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 24h, 2d)")
     if isinstance(text, int | float):
         seconds = float(text)
@@ -27,8 +29,10 @@ def parse_duration(text: str | int | float) -> float:
         if not match:
             raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 24h, 2d)")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN
         raise ValueError(f"{text!r} is not a positive duration")
+    if seconds > MAX_SECONDS:  # a reminder due in a million years is no reminder, and no date can hold it
+        raise ValueError(f"{text!r} is longer than {MAX_SECONDS // 86400:.0f}d")
     return seconds
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from .access import Caller, may, notification_owners
+from .bounds import check_value
 from .callbacks import Callbacks
 from .conversation import Conversations
 from .deadlines import Deadlines
@@ -126,6 +127,7 @@ class Engine:
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise InvalidInput(f"[{i}]", "expected an object")
+        check_value(rows)
         self.store.put_dataset(name, rows)
         return len(rows)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -50,6 +51,11 @@ _TRUTHY, _FALSY = {"true", "yes", "1"}, {"false", "no", "0", ""}
 _MISSING = object()
 _QUOTES = "'\""
 _OP_NAMES = "= != < <= > >= in"
+#: Bounds that keep parsing cheap and the tree shallow: a filter is a line in a task file, not a program.
+MAX_CHARS = 10_000
+MAX_TERMS = 1_000
+MAX_NESTING = 32
+_STRINGS = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 
 
 class FilterError(ValueError):
@@ -122,15 +128,41 @@ def _check_op(tok: Token) -> Token:
 _PARSER = Lark(_GRAMMAR, parser="lalr", lexer_callbacks={"OP": _check_op})
 
 
+@functools.lru_cache(maxsize=256)
 def parse_filter(text: str) -> Filter:
-    """Parse filter text into a Filter; raises FilterError with a one-line message on any mistake."""
+    """Parse filter text into a Filter; raises FilterError with a one-line message on any mistake.
+
+    Cached: a stored definition is validated again each time it is read, and filters are immutable.
+    """
     if not text.strip():
         raise FilterError("filter: empty")
+    _check_size(text)
     try:
         tree = _PARSER.parse(text)
     except UnexpectedInput as exc:
         raise FilterError(_describe(exc, text)) from None
-    return _build(tree)
+    built = _build(tree)
+    terms = _terms(built)
+    if terms > MAX_TERMS:
+        raise FilterError(f"filter: {terms:,} comparisons, more than {MAX_TERMS:,}; use a dataset column or 'in'")
+    return built
+
+
+def _check_size(text: str) -> None:
+    """Refuse a filter too long or nested too deep before lark sees it (its tree is walked recursively)."""
+    if len(text) > MAX_CHARS:
+        raise FilterError(f"filter: {len(text):,} characters, more than {MAX_CHARS:,}")
+    depth = 0
+    for found in re.finditer(r"[()]", _STRINGS.sub(lambda m: " " * len(m[0]), text)):
+        depth += 1 if found[0] == "(" else -1
+        if depth > MAX_NESTING:
+            raise FilterError(f"filter: parentheses nested deeper than {MAX_NESTING} levels at column "
+                              f"{found.start() + 1}")
+
+
+def _terms(node: Filter) -> int:
+    """Comparisons in a filter (the tree is at most MAX_NESTING deep, so recursion is safe)."""
+    return sum(_terms(item) for item in node.items) if isinstance(node, And | Or) else 1
 
 
 def _build(node: Tree[Token]) -> Filter:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import redis
 
 from . import keys
+from .bounds import check_value
 from .errors import NotFound
 from .leases import Leases
 from .ports import Clock, Inbound, Jobs
@@ -126,7 +127,12 @@ class Inbox:
         Returns:
             (inbound id, True when it is new). Only after this returns may the caller
             acknowledge the provider.
+
+        Raises:
+            InvalidInput: text (or an id) that cannot be stored, e.g. a lone surrogate; nothing is stored.
         """
+        check_value({"text": msg.text, "sender": msg.sender, "provider_id": msg.provider_id,
+                     "reply_to": msg.reply_to, "meta": msg.meta})  # Redis takes UTF-8 only
         iid = new_id(8)
         reply_to = msg.reply_to or ""
         fields = {"id": iid, "channel": msg.channel, "sender": msg.sender, "text": msg.text,

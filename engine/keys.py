@@ -77,6 +77,7 @@ Layout (all under ``taskbot:``)::
     tokens:used               hash   token prefix -> when it last opened something
     events                    list   run and sub-task events waiting for webhook delivery (only
                                      when webhooks are configured)
+    idempotency:{digest}      string run id started for an Idempotency-Key (SHA-256 of the key); TTL 1 day
 """
 
 from __future__ import annotations
@@ -249,3 +250,7 @@ def telegram_rate_chat(chat_id: str) -> str:
 
 def telegram_parts(key: str) -> str:
     return f"{PREFIX}telegram:parts:{key}"
+
+
+def idempotency(digest: str) -> str:
+    return f"{PREFIX}idempotency:{digest}"

@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 from . import keys
+from .bounds import check_value
 from .callbacks import Callbacks
 from .compiler import Compiled, CompileFailed, Compiler
 from .conversation import Conversations, plan
@@ -115,10 +116,11 @@ class Runs:
 
     # -- trigger and steps ---------------------------------------------------
     def trigger(self, task_id: str, data: dict[str, Any] | None = None, *, kind: str = "manual",
-                by: str | None = None, callback_url: str | None = None) -> str:
+                by: str | None = None, callback_url: str | None = None, rid: str | None = None) -> str:
         """Create a pending run and queue its start; returns the run id.
 
-        ``callback_url`` gets the run object when the run ends (the Web Trigger's).
+        ``callback_url`` gets the run object when the run ends (the Web Trigger's); ``rid`` is the id
+        to give the run (reserved by an idempotent trigger), else a new one.
 
         Raises:
             NotFound: no such task. Conflict: the task is inactive. InvalidInput: a refused callback URL.
@@ -130,7 +132,8 @@ class Runs:
             raise InvalidInput("trigger.kind", f"must be one of {', '.join(TRIGGER_KINDS)}")
         if callback_url is not None:
             self.callbacks.check(callback_url)
-        return self.start(definition, data, kind=kind, by=by,
+        check_value(data, "data")
+        return self.start(definition, data, kind=kind, by=by, rid=rid,
                           extra={"callback_url": callback_url} if callback_url else None)
 
     def start(self, definition: TaskDefinition, data: dict[str, Any] | None = None, *, kind: str,

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import keys
+from .bounds import check_value
 from .cron import check, next_time
 from .errors import Conflict, NotFound
 from .ports import Clock
@@ -47,6 +48,7 @@ class Schedules:
         if not definition.active:
             raise Conflict(f"task {task_id!r} is inactive; an inactive task cannot get new schedules")
         check(cron, tz)
+        check_value(data, "data")
         sid = schedule_id or new_id(4)
         nxt = next_time(cron, tz, self.clock.now())
         schedule = {"id": sid, "task_id": task_id, "cron": cron, "timezone": tz, "data": data or {},

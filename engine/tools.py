@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .bounds import check_value
 from .errors import TaskbotError
 from .hours import zone
 from .model import Assistant, FieldSpec, TaskDefinition
@@ -89,8 +90,9 @@ def execute(ctx: ToolContext, tool: Tool, arguments: str) -> tuple[str, bool]:
         args = json.loads(arguments or "{}")
         if not isinstance(args, dict):
             raise ToolError("arguments must be a JSON object")
+        check_value(args, "arguments")  # what a tool records is stored and read back: no lone surrogate, 32 deep
         return tool.run(ctx, args), True
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return "error: the arguments are not valid JSON", False
     except (ToolError, TaskbotError) as exc:
         return f"error: {exc}", False

@@ -70,7 +70,7 @@ def engine(r: redis.Redis, env: dict[str, str]) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def drain(engine: Engine) -> Callable[..., None]:
+def drain(engine: Engine) -> Iterator[Callable[..., None]]:
     """Run the scheduler pass and a burst worker until the queue is empty (jobs due later stay)."""
     from bot.bootstrap import engine as process_engine
 
@@ -85,7 +85,8 @@ def drain(engine: Engine) -> Callable[..., None]:
             SimpleWorker([worker_engine.jobs.queue], connection=worker_engine.r).work(  # type: ignore[attr-defined]
                 burst=True, logging_level="ERROR")
 
-    return run
+    yield run
+    scheduler.retries.connection.close()  # RQ's scheduler opens a connection pool of its own
 
 
 @pytest.fixture
@@ -142,6 +143,17 @@ def taskbot_cli(env: dict[str, str]) -> Callable[..., object]:
         return result
 
     return run
+
+
+def contents(r: redis.Redis, pattern: str = "taskbot:*", skip: tuple[bytes, ...] = ()) -> dict[bytes, object]:
+    """What Redis holds under ``pattern``, by value: to assert that a refused request stored nothing.
+
+    Not ``DUMP``: a large hash is dumped in its table's order, which Redis's incremental rehashing
+    changes without any write.
+    """
+    read = {b"string": r.get, b"hash": r.hgetall, b"set": r.smembers, b"list": lambda k: r.lrange(k, 0, -1),
+            b"zset": lambda k: r.zrange(k, 0, -1, withscores=True)}
+    return {k: (r.type(k), read[r.type(k)](k)) for k in sorted(r.keys(pattern)) if not k.startswith(skip)}
 
 
 def people(engine: Engine, *emails: str, channel: str = "web") -> None:

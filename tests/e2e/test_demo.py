@@ -135,8 +135,11 @@ def test_make_demo_on_a_fresh_clone_keeps_off_the_machines_redis_and_leaves_noth
             assert status == 200
             assert "What did you ship this week?" in page
             first_run = re.search(r"Example run (\w+) of task weekly-status", text).group(1)
-            token = re.search(r"Dashboard: \S+/\?token=(\S+)", text).group(1)
+            token = re.search(r"Dashboard \(this link signs you in once\): \S+/\?token=(\S+)", text).group(1)
             assert (clone / ".demo" / "api-token").read_text().strip() == token
+            # The dashboard is closed like the API; the printed link signs in (and drops the token from the URL).
+            assert ns.get(f"http://127.0.0.1:{port}/")[0] == 401
+            assert ns.get(f"http://127.0.0.1:{port}/?token={token}")[0] == 303
             assert oct((clone / ".demo" / "api-token").stat().st_mode & 0o777) == "0o600"
 
             # The commands it prints work as printed, from the clone, in a plain shell.

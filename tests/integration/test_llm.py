@@ -444,3 +444,25 @@ def test_schedule_task_creates_one_schedule_even_when_its_effects_run_again(engi
     engine.inbound.run_effects("again", subtask(engine, rid)["id"], {"effects": json.dumps([effect])})
     assert len(engine.schedules.all()) == 1
     assert "scheduled weekly-status as" in fake.chats()[1].last["content"]
+
+
+def test_a_tool_call_whose_value_cannot_be_stored_is_refused_to_the_model(engine, fake, drain):
+    """A model's arguments are JSON too: a lone surrogate or nesting 40 deep would be stored, then break reads."""
+    assistant(engine, fake)
+    rid = start(engine, drain, weekly())
+    deep: object = "x"
+    for _ in range(40):
+        deep = {"a": deep}
+    fake.script(calls(("record_data", {"key": "shipped", "value": "Docs \ud800"}),
+                      ("record_data", {"key": "blockers", "value": deep})),
+                text("Sorry, what did you ship?"))
+    answer(engine, subtask(engine, rid), "I shipped docs", "m1")
+    drain()
+
+    alice = subtask(engine, rid)
+    assert alice["data"] == {}
+    assert replies(alice)[-1] == "Sorry, what did you ship?"
+    results = [m["content"] for m in fake.chats()[1].messages if m["role"] == "tool"]
+    assert results[0].startswith("error: arguments.value: contains a lone surrogate (\\ud800)")
+    assert results[1] == "error: arguments.value: nested deeper than 32 levels"
+    assert engine.list_runs()[0]["id"] == rid

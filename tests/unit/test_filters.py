@@ -272,3 +272,34 @@ def test_parsing_and_matching_never_call_eval_or_exec(monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "exec", forbidden)
     flt = parse_filter(r"name = 'x\'y' or team in ['core', 'web'] and level >= 3 and active = true")
     assert [row["name"] for row in CSV_ROWS if flt.matches(row)] == ["Ada", "Cy"]
+
+
+# --- bounded: a filter is a line in a task file, not a program --------------------------------------------
+
+
+def test_parentheses_nested_deeper_than_32_are_refused_naming_the_column() -> None:
+    parse_filter("(" * 32 + "level = 1" + ")" * 32)
+    with pytest.raises(FilterError, match=r"^filter: parentheses nested deeper than 32 levels at column 33$"):
+        parse_filter("(" * 33 + "level = 1" + ")" * 33)
+    with pytest.raises(FilterError, match="nested deeper than 32"):
+        parse_filter("(" * 1000 + "level = 1" + ")" * 1000)
+    chain = "".join("(a=1 and " for _ in range(900)) + "a=1" + ")" * 900
+    with pytest.raises(FilterError, match="nested deeper than 32"):  # this one used to end in a RecursionError
+        parse_filter(chain)
+
+
+def test_parentheses_inside_quoted_values_are_text_not_nesting() -> None:
+    flt = parse_filter("name = '" + "(" * 40 + "' or name = \"" + ")(" * 40 + "\"")
+    assert not flt.matches({"name": "Ada"})
+    assert flt.matches({"name": "(" * 40})
+
+
+def test_a_filter_too_long_or_with_too_many_comparisons_is_refused() -> None:
+    huge = " and ".join(f"f{i} = {i}" for i in range(100_000))
+    with pytest.raises(FilterError, match=r"^filter: 1,877,775 characters, more than 10,000$"):
+        parse_filter(huge)
+    many = " or ".join("a = 1" for _ in range(1_001))
+    assert len(many) < 10_000
+    with pytest.raises(FilterError, match=r"^filter: 1,001 comparisons, more than 1,000"):
+        parse_filter(many)
+    assert len(parse_filter(" or ".join("a = 1" for _ in range(1_000))).items) == 1_000  # type: ignore[attr-defined]
