@@ -103,6 +103,13 @@ def callback(n: int, key: str) -> str:
     return data if len(data.encode()) <= CALLBACK_MAX else f"{n}|"
 
 
+def _shaped(raw: Any) -> bool:
+    """A message in the Bot API's shape, as far as reading it needs: a chat with an id, an id, a date."""
+    chat = raw.get("chat") if isinstance(raw, dict) else None
+    return (isinstance(chat, dict) and _integer(chat.get("id")) and _integer(raw.get("message_id"))
+            and _integer(raw.get("date")) and 0 <= raw["date"] < 2**40)
+
+
 def pressed(update: Update) -> Inbound | None:
     """A keyboard button pressed in a private chat, as an ``Inbound`` whose text is the button's."""
     query = update.callback_query
@@ -309,10 +316,14 @@ class TelegramChannel:
         ``meta.edit_of`` (and ``reply_to``, which finds the sub-task it answered); a ``callback_query``
         (a keyboard button pressed) is the button's text, answering its field (``meta.answers``).
         """
-        raw = update.get("message")
-        chat = raw.get("chat") if isinstance(raw, dict) else None
-        if not (isinstance(chat, dict) and _integer(chat.get("id")) and _integer(raw.get("message_id"))
-                and _integer(raw.get("date")) and 0 <= raw["date"] < 2**40):
+        query = update.get("callback_query")
+        if isinstance(query, dict):  # a button pressed: the message it sits on is optional (it may be too old)
+            sender = query.get("from")
+            raw = query.get("message")
+            if not (isinstance(query.get("id"), str) and isinstance(sender, dict) and _integer(sender.get("id"))
+                    and (raw is None or _shaped(raw))):
+                return None
+        elif not _shaped(update.get("message") or update.get("edited_message")):
             return None  # no message of a chat (another kind of update), or not in the Bot API's shape
         try:
             parsed = Update.de_json(update, None)

@@ -36,7 +36,7 @@ def answered(engine, drain):
     for n, text in enumerate(['the "new" parser, finally', "skip", "ops; web, docs", "4"]):
         answer(engine, alice, text, f"a{n}")
         drain()
-    for n, text in enumerate(["=HYPERLINK(\"http://evil.example\")", "fewer meetings", "-", "2"]):
+    for n, text in enumerate(["=HYPERLINK(\"http://evil.example\")", "fewer meetings", "-1, +2", "2"]):
         answer(engine, bob, text, f"b{n}")
         drain()
     return rid
@@ -53,7 +53,7 @@ def test_results_csv_has_one_row_per_participant_and_one_column_per_field(answer
                        "ops; web; docs", "4"]
     # A spreadsheet would run these as formulas: they stay text.
     assert rows[2] == ["bob@example.com", "bob", "completed", "'=HYPERLINK(\"http://evil.example\")",
-                       "fewer meetings", "'-", "2"]
+                       "fewer meetings", "'-1; '+2", "2"]
     assert rows[3] == ["carol@example.com", "carol", "running", "", "", "", ""]
     assert len(rows) == 4
 
