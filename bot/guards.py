@@ -12,15 +12,21 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import redis
 from fastapi import Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.access import Caller, admin
 from engine.bounds import MAX_DEPTH, printable
+from engine.tokens import PREFIX, Tokens
 
+from .reconnect import UNAVAILABLE
 from .settings import Settings
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -47,8 +53,39 @@ def bearer_refusal(settings: Settings, authorization: str | None) -> str | None:
     return None
 
 
+BAD_TOKEN_REFUSAL = "missing or wrong bearer token"  # noqa: S105 (a refusal, not a secret)
+
+
+def api_caller(settings: Settings, tokens: Tokens | None, authorization: str | None) -> Caller | str:
+    """Who an ``Authorization`` header stands for on the API, or why it may not use it (SPEC §12).
+
+    ``TASKBOT_API_TOKEN`` is the admin's; a person's token (``tb_...``, ``taskbot tokens create``)
+    stands for its contact with every identity they have. With no admin token configured the
+    API is off for everyone, people's tokens included. Looks a person's token up in Redis
+    (blocking: call it from a thread, as :class:`ApiTokenGate` does).
+    """
+    expected = configured_token(settings)
+    if expected is None:
+        return "the API is off: set TASKBOT_API_TOKEN to use it"
+    scheme, _, given = (authorization or "").partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return BAD_TOKEN_REFUSAL
+    if same_secret(given, expected):
+        return admin()
+    if tokens is not None and given.startswith(PREFIX):
+        caller = tokens.caller(given)
+        if caller is not None:
+            return caller
+    return BAD_TOKEN_REFUSAL
+
+
 class ApiTokenGate:
-    """ASGI middleware: ``/api/*`` without the right bearer token gets 401 before its body is read."""
+    """ASGI middleware: ``/api/*`` without a valid bearer token gets 401 before its body is read.
+
+    The caller the token stands for is kept in the request's state (``request.state.caller``),
+    so the routes decide what it may see and do without looking the token up again.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -59,11 +96,20 @@ class ApiTokenGate:
         if path == "/api" or path.startswith("/api/"):
             headers = dict(scope.get("headers") or [])
             raw = headers.get(b"authorization")
-            refusal = bearer_refusal(self.settings, raw.decode("latin-1") if raw is not None else None)
-            if refusal is not None:
-                response = JSONResponse({"detail": refusal}, status_code=401, headers=CHALLENGE)
+            app = scope.get("app")
+            engine = getattr(getattr(app, "state", None), "engine", None)
+            try:
+                caller = await run_in_threadpool(api_caller, self.settings, getattr(engine, "tokens", None),
+                                                 raw.decode("latin-1") if raw is not None else None)
+            except redis.RedisError:  # a person's token is looked up in Redis; say so as every route does
+                response = JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "1"})
                 await response(scope, receive, send)
                 return
+            if isinstance(caller, str):
+                response = JSONResponse({"detail": caller}, status_code=401, headers=CHALLENGE)
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
 
@@ -124,9 +170,22 @@ async def on_request_invalid(request: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\0"})  # no method matches: path-only
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8)."""
+    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8);
+    a 405's ``Allow`` lists every method served at the path."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(methods)})
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, RecursionError):
         reason = f"JSON nested deeper than {MAX_DEPTH} levels"
