@@ -273,4 +273,14 @@ CONTACT_BODY = json_body(inline(Contact), "a contact; its id is the one in the U
 ROWS_BODY = json_body({"anyOf": [{"type": "array", "items": {"type": "object"}}, inline(DatasetRows)]},
                       'row objects, or {"rows": [...]}')
 
+
+
+def webhook_responses(provider: str) -> dict[int | str, dict[str, Any]]:
+    """What a provider's webhook can answer besides its 200 (the provider reads these, not a person)."""
+    return {400: error(f"not a {provider} request taskbot can read"),
+            401: error("missing or wrong signature or secret token, or none configured"),
+            404: error(f"{provider} is off: its bot token is not set"),
+            413: error("the body is larger than TASKBOT_MAX_BODY"), **UNAVAILABLE}
+
+
 __all__ = ["Contact", "TaskDefinition"]

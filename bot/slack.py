@@ -44,6 +44,7 @@ from engine.ports import Address, DeliveryFailed, Outbound
 
 from .commands import Actor, UsageError, execute, parse
 from .reconnect import UNAVAILABLE
+from .schemas import webhook_responses
 from .settings import Settings
 from .slack_views import NEW_TASK, block_for, new_task_modal, questions, reply_message, slug, submitted
 
@@ -184,7 +185,7 @@ def mount_slack(app: FastAPI, engine: Engine, settings: Settings) -> None:
         return to_starlette_response(answer)
 
     app.add_api_route("/slack/events", slack_events, methods=["POST"], tags=["slack"],
-                      summary="Slack events, slash commands and interactivity")
+                      summary="Slack events, slash commands and interactivity", responses=webhook_responses("Slack"))
     app_token = secret(settings.slack_app_token)
     if bolt is not None and app_token:
         socket_mode(app, bolt, app_token)

@@ -35,6 +35,7 @@ from engine.ports import Address, DeliveryFailed, Outbound
 from .commands import Actor, execute
 from .reconnect import GONE, answers
 from .reconnect import backoff as redis_backoff
+from .schemas import webhook_responses
 from .settings import Settings
 
 log = logging.getLogger("taskbot.telegram")
@@ -130,7 +131,8 @@ def mount_telegram(app: FastAPI, engine: Engine, settings: Settings) -> None:
         return JSONResponse({"ok": True, "result": done})
 
     app.add_api_route("/telegram/webhook", telegram_webhook, methods=["POST"], tags=["telegram"],
-                      summary="Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)")
+                      summary="Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)",
+                      responses=webhook_responses("Telegram"))
     if channel is None:
         return
     url = f"{settings.public_url.rstrip('/')}/telegram/webhook" if settings.public_url else None

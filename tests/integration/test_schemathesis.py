@@ -1,0 +1,69 @@
+"""Schemathesis against the live app: uvicorn on a free port, the session's real Redis, the admin token.
+
+Every operation of ``/openapi.json`` gets generated requests (valid ones and, by default, invalid
+ones too); each answer must be no 5xx, a status the schema documents for that route, in a
+documented content type, with a body and headers that match the documented schema. Bounded so
+the whole file runs in well under a minute: few examples per operation, no deadline (a CI machine
+is slow at times), and no shrinking of a failure beyond what Hypothesis does in that budget.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import redis
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from bot.app import create_app
+from bot.bootstrap import wire
+from bot.queue import RQJobs
+from bot.settings import Settings
+from tests.integration.conftest import TOKEN
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance]
+EXAMPLES = 12
+
+
+def seeded(engine) -> None:  # noqa: ANN001
+    """Something to find: a contact, a task, a run and a schedule (generated ids mostly miss them, which is fine)."""
+    engine.import_contacts([{"id": "lee", "email": "lee@example.com", "name": "Lee", "preferred_channel": "web"}])
+    engine.apply_definition({"id": "standup", "name": "Standup", "owner": "lee@example.com", "template": {
+        "participants": ["lee@example.com"], "fields": [{"key": "today", "prompt": "Today?"}]}})
+    engine.runs.trigger("standup")
+    engine.schedules.create("standup", "0 9 * * MON")
+    engine.import_dataset("team", [{"email": "lee@example.com"}])
+
+
+def documented_schema() -> dict:
+    """The app's OpenAPI document, read at collection time from an app that needs no Redis to describe itself
+    (test_the_schema_tested_is_the_one_served checks the live server serves the same document)."""
+    idle = redis.Redis(port=1)  # never asked: building the app and its schema sends no command
+    return create_app(wire(idle, RQJobs(idle), {}), Settings(api_token=TOKEN)).openapi()
+
+
+schema = schemathesis.openapi.from_dict(documented_schema())
+
+
+@pytest.fixture
+def live(engine, base) -> str:  # noqa: ANN001
+    seeded(engine)
+    return base
+
+
+def test_the_schema_tested_is_the_one_served(live):  # noqa: ANN001
+    assert httpx.get(f"{live}/openapi.json", timeout=10).json() == documented_schema()
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_the_api_answers_as_its_schema_says(case, live):  # noqa: ANN001
+    case.call_and_validate(base_url=live, headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
