@@ -29,6 +29,7 @@ from engine.views import chat_view
 
 from . import pages
 from .api import EngineDep, api
+from .apidocs import mount_docs
 from .guards import (
     ApiTokenGate,
     CloseWhenUnread,
@@ -314,12 +315,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
     # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
     app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
-                     max_body_size=settings.max_body)
+                     max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py: offline
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS
+    mount_docs(app)
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)
     app.add_middleware(ApiTokenGate, settings=settings)

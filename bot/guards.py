@@ -19,7 +19,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.access import Caller, admin
@@ -171,12 +170,18 @@ async def on_request_invalid(request: Request, exc: Exception) -> JSONResponse:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path: Starlette's 405 names only the first route's."""
+    """Every method some route serves at this path: Starlette's 405 names only the first route's.
+
+    FastAPI (0.16x) keeps an included router as one entry whose routes are its candidates, so
+    those are looked at too (tests/integration/test_api_docs.py notices if that changes).
+    """
+    path = request.scope.get("path", "")
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\0"})  # no method matches: path-only
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for entry in request.app.router.routes:
+        for route in [entry, *getattr(entry, "_effective_candidates", ())]:
+            regex, served = getattr(route, "path_regex", None), getattr(route, "methods", None)
+            if regex is not None and served and regex.match(path):
+                methods |= set(served) | ({"HEAD"} if "GET" in served else set())
     return sorted(methods)
 
 

@@ -30,7 +30,7 @@ from tests.integration.conftest import TOKEN
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
-EXAMPLES = 12
+EXAMPLES = int(__import__("os").environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 
 
 def seeded(engine) -> None:  # noqa: ANN001
