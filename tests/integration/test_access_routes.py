@@ -219,3 +219,30 @@ def test_a_revoked_or_made_up_token_opens_nothing(world, call):
     assert call("owner", "GET", "/api/tasks").status_code == 401
     world.tokens["owner"] = "tb_00000000_" + "x" * 43
     assert call("owner", "GET", "/api/tasks").status_code == 401
+
+
+def test_a_persons_token_while_redis_is_away_is_a_503_to_retry_not_a_401(serve):
+    """A person's token is looked up in Redis; with Redis away the answer says to retry, and the admin's still opens."""
+    import socket
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from bot.app import create_app
+    from bot.bootstrap import wire
+    from bot.queue import RQJobs
+    from bot.settings import Settings
+
+    with socket.socket() as probe:  # a port nobody listens on once this closes
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    dead = redis.Redis(port=dead_port, retry=Retry(NoBackoff(), 0))
+    base = serve(create_app(wire(dead, RQJobs(dead), {}), Settings(api_token=TOKEN)))
+    with httpx.Client(base_url=base, timeout=10) as client:
+        res = client.get("/api/tasks", headers={"Authorization": "Bearer tb_1a2b3c4d_" + "x" * 43})
+        assert res.status_code == 503
+        assert res.headers["Retry-After"] == "1"
+        assert client.get("/api/tasks", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/api/tasks", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 503
+    dead.close()
