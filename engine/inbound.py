@@ -139,7 +139,8 @@ class InboundProcessor:
         return {**msg, "text": text, "meta": dumps(done)}
 
     def _bounced(self, sid: str, msg: dict[str, str]) -> bool:
-        """A bounce is never an answer; a hard one fails the sub-task with what the mail system said.
+        """A bounce is never an answer; a hard one moves the sub-task to the participant's next usable
+        channel (:meth:`.subtasks.Subtasks.reroute`), or fails it with what the mail system said.
 
         The channel adapter puts ``bounce`` in the meta and routes it by the copy of the bot's own
         mail, so the sub-task is the one whose mail came back. A soft bounce (a delay) changes nothing.
@@ -150,8 +151,9 @@ class InboundProcessor:
         channel, address = (v.decode() if v else "" for v in self.r.hmget(keys.sub(sid), ["channel", "address"]))
         if bounce.get("hard") and channel == msg["channel"]:
             status = f" ({bounce['status']})" if bounce.get("status") else ""
-            self.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
-                                                f"{status}: {bounce.get('reason') or 'no reason given'}")
+            # the person's next usable channel, else failed with what the mail system said
+            self.subtasks.reroute(sid, f"{channel} to {bounce.get('recipient') or address} bounced"
+                                       f"{status}: {bounce.get('reason') or 'no reason given'}")
         else:
             log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
         return True

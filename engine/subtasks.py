@@ -223,8 +223,9 @@ class Subtasks:
             return
         pid = sub["participant_id"]
         contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        tried = (sub.get("rerouted_from") or "").split(",")  # channels it was moved away from (reroute)
         try:
-            self.open(run, sub, contact, self.store.assistant_of(run).channels)
+            self.open(run, sub, contact, [c for c in self.store.assistant_of(run).channels if c not in tried])
         except DeliveryFailed as exc:
             if exc.permanent:
                 self.finish(sid, "failed", exc.reason)
@@ -339,6 +340,65 @@ class Subtasks:
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.r.transaction(mark, keys.sub(sid))
+
+    # -- moving to another channel ---------------------------------------------------
+    def reroute(self, sid: str, reason: str) -> str | None:
+        """The sub-task's channel can no longer reach its participant (a Telegram chat that blocked the
+        bot, an email address that hard-bounced): open it again on their next usable channel, in SPEC
+        §4's order without the channels tried already, or fail it with ``reason`` when there is none.
+
+        The owner sees why in the sub-task's ``reason`` (and a ``subtask.rerouted`` event, a note in the
+        conversation); answers recorded so far stay, and the questions go on from where they were.
+
+        Returns:
+            the channel it moved to, or None (failed, or final already).
+        """
+        try:
+            sub = self.store.sub_fields(sid)
+        except NotFound:
+            return None
+        if sub["status"] not in ("pending", "running"):
+            return None
+        run = self.store.run_fields(sub["run_id"])
+        pid = sub["participant_id"]
+        contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        tried = {c for c in (sub.get("rerouted_from") or "").split(",") if c} | {sub.get("channel") or ""}
+        tried.discard("")
+        enabled = [c for c in self.store.assistant_of(run).channels if c not in tried]
+        selected = select_channel(contact, enabled, self.outbox.channels)
+        if isinstance(selected, str):
+            self.finish(sid, "failed", reason)
+            return None
+        now = self.clock.now()
+        moved = f"{reason}; moved to {selected.channel}"
+        old = (sub.get("channel"), sub.get("address"))
+
+        def move(p: Any) -> bool:
+            if p.hget(keys.sub(sid), "status") not in (b"pending", b"running"):
+                return False
+            p.multi()
+            if old[0] and old[1]:
+                p.zrem(keys.active(old[0], old[1]), sid)
+            p.hdel(keys.sub(sid), "channel", "address", "thread", "open_at")
+            p.hset(keys.sub(sid), mapping={"status": "pending", "rerouted_from": ",".join(sorted(tried)),
+                                            "reason": moved, "chases_sent": 0, "last_chase_at": 0})
+            p.srem(keys.sub_sent(sid), "open", *(f"chase:{n}" for n in range(1, int(sub.get("chases_sent") or 0) + 1)))
+            p.rpush(keys.sub_conv(sid), message("system", moved, now, kind="reroute"))
+            self.events.emit(p, "subtask.rerouted", run_id=run["id"], subtask_id=sid, reason=reason,
+                             channel=selected.channel, participant_id=pid)
+            return True
+
+        if not self.r.transaction(move, keys.sub(sid), value_from_callable=True):
+            return None
+        try:
+            self.open(run, self.store.sub_fields(sid), contact, enabled)
+        except DeliveryFailed as exc:
+            if exc.permanent:
+                self.finish(sid, "failed", f"{moved}, which refused it too: {exc.reason}")
+                return None
+            log.warning("opening %s on %s deferred: %s", sid, selected.channel, exc.reason)
+            self.schedule_check(sid, now + (exc.retry_after or self.leases.lease_seconds))
+        return selected.channel
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:
