@@ -26,6 +26,7 @@ from .model import ChaseSpec, Contact, TaskState
 from .outbox import Outbox
 from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
 from .questions import widget
+from .scripted import ask
 from .selection import select_channel
 from .store import Store, message
 
@@ -398,7 +399,38 @@ class Subtasks:
                 return None
             log.warning("opening %s on %s deferred: %s", sid, selected.channel, exc.reason)
             self.schedule_check(sid, now + (exc.retry_after or self.leases.lease_seconds))
+            return selected.channel
+        self._resume(sid, selected.channel)
         return selected.channel
+
+    def _resume(self, sid: str, channel: str) -> None:
+        """After a move, the opening asks the first question again: say which one is next, so an answer is not
+        recorded under the wrong question (scripted fields; a model has the whole conversation)."""
+        sub = self.store.sub_fields(sid)
+        fields = self.store.fields_of(sub["run_id"], int(sub["step"])) if sub.get("kind") != "conversation" else []
+        cursor = int(sub.get("cursor") or 0)
+        if sub["status"] != "running" or not 0 < cursor < len(fields) or sub.get("channel") != channel:
+            return
+        key = f"resume:{channel}"
+        if self.outbox.claim(sid, key) != 1:
+            return
+        text = f"Your earlier answers are kept; here is the next question.\n\n{ask(fields[cursor])}"
+        question = widget(fields[cursor])
+        try:
+            delivery = self.outbox.send(Outbound(Address(channel, sub["address"]), text, key=f"{sid}:{key}",
+                                                 kind="reply", thread=sub.get("thread"), subtask_id=sid,
+                                                 reply_token=sub.get("token"), question=question,
+                                                 subject=self.store.definition_of(sub["run_id"]).name))
+        except DeliveryFailed as exc:
+            self.outbox.unclaim(sid, key)
+            log.warning("the next question after moving %s was not sent: %s", sid, exc.reason)
+            return
+        with self.r.pipeline() as p:
+            p.rpush(keys.sub_conv(sid), message("assistant", text, self.clock.now(), kind="reply",
+                                                **({"question": question.to_dict()} if question else {})))
+            self.outbox.mark_sent(p, sid, key)
+            self.outbox.remember_ref(p, channel, delivery.ref, sid)
+            p.execute()
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:
