@@ -266,14 +266,15 @@ class SlackChannel:
         if not isinstance(new, dict) or not isinstance(old, dict) or not isinstance(channel, str) or not channel:
             return None
         in_dm = event.get("channel_type") == "im" or channel.startswith("D")
+        ts = new.get("ts") if timestamp(new.get("ts")) is not None else old.get("ts")  # the edited message's own
         if not in_dm or is_bot(new) or not isinstance(new.get("user"), str) or not new.get("user") \
-                or timestamp(new.get("ts")) is None:
+                or timestamp(ts) is None:
             return None  # the bot's own update of a clicked message: no edit by a person
         read = readable(new)
         if read is None or not read[0].strip() or read[0].strip() == render(str(old.get("text") or "")).strip():
             return None  # a link unfurled, a file's preview added: nothing the person changed
         text, extra = read
-        ref = f"{channel}:{new['ts']}"
+        ref = f"{channel}:{ts}"
         at = timestamp(event.get("event_ts")) or timestamp(event.get("ts"))
         event_id = body.get("event_id")
         return Inbound("slack", str(new["user"]), text,
