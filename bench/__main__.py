@@ -107,6 +107,9 @@ def main() -> None:
         from .corpus import run as corpus
 
         results["email_corpus"] = corpus(smoke=args.smoke)  # None where ../shared/corpora is absent
+        from .slack_corpus import run as slack_corpus
+
+        results["slack_corpus"] = slack_corpus()  # likewise
     if "inputs" in only:
         from .inputs import definition_reads, refusals
 

@@ -79,9 +79,10 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
         body = None
     text = new_text(body) if body is not None else ""
     saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
+    meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
     if not text and saved:
         text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
-    meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
+        meta["file_only"] = True  # an answer to a text field only
     if returned is not None or auto_reply(msg):
         meta["auto_reply"] = True  # never an answer, never answered
     if returned is not None:
