@@ -354,7 +354,7 @@ def test_the_report_is_sanitised_html_the_answers_a_table_and_the_csv_the_cli_fi
     assert not [a for _, a in parsed.tags if any(k.startswith("on") for k in a)]
     assert not [a for _, a in parsed.tags if "javascript:" in (a.get("href") or "")]
     assert "<script>alert(1)</script>" in parsed.text  # shown as text, in the report and the answers table
-    report = page.text[page.text.index('<div class="report">'):]
+    report = page.text[page.text.index('<div class="markdown">'):]
     report = report[:report.index("</section>")]
     assert "<table>" in report  # the Markdown rendered: its table and bold are HTML
     assert "<strong>" in report
