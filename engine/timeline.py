@@ -69,8 +69,11 @@ def run_timeline(store: Store, rid: str, limit: int = MAX_ENTRIES) -> list[dict[
                 chases += 1
                 add(entry.get("at"), "chased", f"Reminded {name} (reminder {chases}).", name)
         if sub.get("escalated_at"):
-            to = f" to {sub['escalated_to']}" if sub.get("escalated_to") else ""
-            add(sub["escalated_at"], "escalated", f"{name}'s silence escalated{to}.", name)
+            target = sub.get("escalated_name") or sub.get("escalated_to")
+            to = f" to {target}" if target else ""
+            on = f" on {sub['escalated_channel']}" if sub.get("escalated_channel") else ""
+            failed = f" (not delivered: {sub['escalation_error']})" if sub.get("escalation_error") else ""
+            add(sub["escalated_at"], "escalated", f"{name}'s silence escalated{to}{on}{failed}.", name)
         status = sub.get("status")
         if status == "completed" and sub.get("late") == "1":
             add(sub.get("late_at") or sub.get("completed_at"), "late", f"{name} answered after the run closed.", name)

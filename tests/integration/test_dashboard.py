@@ -370,3 +370,45 @@ def test_the_report_is_sanitised_html_the_answers_a_table_and_the_csv_the_cli_fi
     assert csv.headers["content-disposition"] == f'attachment; filename="weekly-{rid}.csv"'
     assert csv.text == engine.results_csv(rid)
     assert "'=HYPERLINK" in csv.text  # the CSV's formula guard
+
+
+def test_the_timeline_shows_chases_the_escalation_the_time_out_and_a_late_answer(engine, drain, wait_for, admin):
+    engine.import_contacts([
+        {"id": "alice", "email": "alice@example.com", "name": "Alice", "preferred_channel": "web",
+         "manager": "mia@example.com"},
+        {"id": "bob", "email": "bob@example.com", "name": "Bob", "preferred_channel": "web"},
+        {"id": "mia", "email": "mia@example.com", "name": "Mia", "preferred_channel": "web"}])
+    engine.apply_definition({
+        "id": "chased", "name": "Chased", "owner": "lead@example.com",
+        "template": {"participants": ["alice@example.com", "bob@example.com"], "accept_late": True,
+                     "fields": [{"key": "shipped", "prompt": "What did you ship?"}],
+                     "chase": {"interval": "1s", "max_chases": 1, "escalate_to": "manager"}}})
+    rid = run_of(admin.post("/tasks/chased/runs", {"data": ""}))
+    drain()
+    subs = {s["participant_id"]: s for s in engine.run_view(rid)["subtasks"]}
+    engine.inbox.post_web(urlsplit(subs["bob@example.com"]["chat_url"]).path.rsplit("/", 1)[-1], "docs", "b1")
+    wait_for(lambda: engine.store.run_fields(rid)["status"] == "completed", timeout=30, between=drain)
+
+    def events() -> list[str]:
+        items = re.findall(r'<li class="event-(\w+)"><time datetime="([^"]+)">', admin.get(f"/runs/{rid}").text)
+        assert [at for _, at in items] == sorted(at for _, at in items)  # oldest first
+        return [event for event, _ in items]
+
+    closed = events()
+    for event in ("created", "started", "opened", "chased", "escalated", "answered", "timed_out", "report",
+                  "completed"):
+        assert event in closed, (event, closed)
+    assert closed.index("chased") < closed.index("escalated") < closed.index("timed_out") < closed.index("completed")
+    assert closed.count("opened") == 2
+    assert "Alice timed out" in Page(admin.get(f"/runs/{rid}").text).text
+
+    engine.inbox.post_web(urlsplit(subs["alice@example.com"]["chat_url"]).path.rsplit("/", 1)[-1], "parser", "a1")
+    wait_for(lambda: len(engine.run_view(rid)["deliverables"]) == 2, timeout=30, between=drain)
+    late = events()
+    assert late[-2:] == ["late", "report"]  # the late answer, and the new version it made
+    assert late.count("report") == 2
+    text = Page(admin.get(f"/runs/{rid}").text).text
+    assert "Reminded Alice (reminder 1)." in text
+    assert "Alice's silence escalated to Mia (not delivered: no usable channel for mia" in text  # no channel here
+    assert "Alice answered after the run closed." in text
+    assert "Bob answered." in text
