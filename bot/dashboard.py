@@ -192,7 +192,10 @@ async def act(request: Request, action: Action, shown: Shown = on_dashboard, for
     refusal = cross_site(request, engine_of(request).public_url)
     if refusal is not None:
         return message("Refused", f"Not done: {refusal}. Use the dashboard's own pages.", 403)
-    form = await read_form(request)
+    try:
+        form = await read_form(request)
+    except InvalidInput as exc:
+        return message("Refused", f"Not done: {exc.field}: {exc.reason}.", 422)
     if not csrf_valid(configured_admin_token(request) or "", session, form.get(CSRF_FIELD)):
         return message("Refused", "Not done: this form is out of date or was not sent by the dashboard "
                                   "(its CSRF token is missing or wrong). Reload the page and try again.", 403)
@@ -342,7 +345,10 @@ async def sign_in_form(request: Request) -> Response:
         return page(pages.signin_page("Dashboard off", "Set TASKBOT_API_TOKEN first.", form=False), 401)
     if (refusal := cross_site(request, engine_of(request).public_url)) is not None:
         return message("Refused", f"Not signed in: {refusal}.", 403)
-    form = await read_form(request)
+    try:
+        form = await read_form(request)
+    except InvalidInput as exc:
+        return message("Refused", f"Not signed in: {exc.field}: {exc.reason}.", 422)
     cookie = await run_in_threadpool(sign_in, engine_of(request), admin_token, form.get("token", ""))
     if cookie is None:
         return page(pages.signin_page("Sign in needed", "That token opens nothing. " + SIGN_IN_TEXT), 401)

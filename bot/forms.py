@@ -18,6 +18,7 @@ from engine.bounds import check_value
 from engine.errors import InvalidInput
 
 MAX_FORM_BYTES = 256 * 1024
+MAX_FIELDS = 64
 #: "every N <unit>" as a cron; only steps that divide the next unit evenly, so the gaps are all equal.
 EVERY_STEPS = {"minutes": (60, "*/{n} * * * *"), "hours": (24, "{m} */{n} * * *")}
 TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -34,7 +35,10 @@ async def read_form(request: Request) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("form", "the form is not UTF-8") from None
-    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=64)
+    try:
+        parsed = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # more fields than any of the dashboard's forms has
+        raise InvalidInput("form", f"more than {MAX_FIELDS} fields") from None
     return {key: values[0] for key, values in parsed.items()}
 
 

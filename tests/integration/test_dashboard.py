@@ -412,3 +412,19 @@ def test_the_timeline_shows_chases_the_escalation_the_time_out_and_a_late_answer
     assert "Alice's silence escalated to Mia (not delivered: no usable channel for mia" in text  # no channel here
     assert "Alice answered after the run closed." in text
     assert "Bob answered." in text
+
+
+def test_a_form_body_that_is_too_large_not_utf8_or_has_too_many_fields_is_refused(engine, admin, r):
+    setup(engine)
+    before = contents(r)
+    csrf = admin.csrf()
+    headers = {"Origin": admin.origin, "Content-Type": "application/x-www-form-urlencoded"}
+    big = admin.client.post("/tasks/weekly/runs", content=f"csrf={csrf}&data=" + "x" * 300_000, headers=headers)
+    assert big.status_code == 413
+    latin = admin.client.post("/tasks/weekly/runs", content=f"csrf={csrf}&data=".encode() + b"\xff", headers=headers)
+    assert latin.status_code == 422
+    assert "form: the form is not UTF-8" in Page(latin.text).text
+    many = admin.client.post("/tasks/weekly/runs", content="&".join(f"f{i}=1" for i in range(100)), headers=headers)
+    assert many.status_code == 422
+    assert "form: more than 64 fields" in Page(many.text).text
+    assert contents(r) == before
