@@ -16,10 +16,11 @@ from dataclasses import field as dc_field
 from importlib import resources
 from typing import Any
 
+import nh3
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from channels.markdown import html as markdown_html
+from channels.markdown import MD
 from engine.access import Caller, visible_schedules, visible_tasks
 from engine.engine import Engine
 from engine.model import TaskState
@@ -39,6 +40,9 @@ DASHBOARD_HEADERS = {**HTML_HEADERS, "Referrer-Policy": DASHBOARD_REFERRER}
 OPEN_SUBTASK = ("pending", "running")
 OPEN_RUN = ("pending", "running", "awaiting_review")
 REFRESH_SECONDS = 3
+#: What a rendered report may hold: nh3's safe tags less images, and links off the dashboard only.
+REPORT_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
+LINK_SCHEMES = ("https://", "http://", "mailto:")
 COMMON_ZONES = ("Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
                 "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney")
 RUNS_ON_DASHBOARD = 20
@@ -193,10 +197,20 @@ def answer_fields(engine: Engine, rid: str) -> list[str]:
     return keys
 
 
+def _outside_link(tag: str, attribute: str, value: str) -> str | None:
+    """Keep a link only when it leads off the dashboard (http, https, mailto)."""
+    if attribute == "href" and not value.lower().startswith(LINK_SCHEMES):
+        return None
+    return value
+
+
 def rendered(markdown: str) -> Markup:
-    """A deliverable's Markdown as HTML: raw HTML in it stays text (markdown-it-py), and nh3 removes anything
-    else that could run or load (scripts, event attributes, ``javascript:`` links)."""
-    return Markup(markdown_html(markdown))  # noqa: S704 - sanitised by nh3 in markdown_html
+    """A deliverable's Markdown as HTML, sanitised: raw HTML in it (an answer's, say) stays text (markdown-it-py
+    with HTML off), and nh3 removes anything else that could run or load (scripts, event attributes,
+    ``javascript:`` links). Images and links into taskbot itself go too: a participant's
+    ``![x](/?token=theirs)`` in a report must not load a dashboard URL in the owner's browser (that would
+    sign them in as someone else)."""
+    return Markup(nh3.clean(MD.render(markdown), tags=REPORT_TAGS, attribute_filter=_outside_link))  # noqa: S704
 
 
 def run_page(engine: Engine, run: Mapping[str, Any], viewer: Viewer, notice: Notice | None = None) -> str:

@@ -333,7 +333,8 @@ def test_a_person_signed_in_with_their_token_sees_and_acts_only_on_their_own_tas
 
 def test_the_report_is_sanitised_html_the_answers_a_table_and_the_csv_the_cli_file(engine, drain, admin):
     setup(engine, {**WEEKLY, "output_type": "report"})
-    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)"> [click](javascript:alert(3)) **bold**'
+    hostile = ('<script>alert(1)</script><img src=x onerror="alert(2)"> [click](javascript:alert(3)) **bold** '
+               '![me](/?token=tb_12345678_theirs) [sign in](/?token=tb_12345678_theirs) [docs](https://example.com/d)')
     rid = run_of(admin.post("/tasks/weekly/runs", {"data": ""}))
     drain()
     [sub] = engine.run_view(rid)["subtasks"]
@@ -353,6 +354,8 @@ def test_the_report_is_sanitised_html_the_answers_a_table_and_the_csv_the_cli_fi
     assert all(a["src"].startswith("/static/") for t, a in parsed.tags if t == "script")
     assert not [a for _, a in parsed.tags if any(k.startswith("on") for k in a)]
     assert not [a for _, a in parsed.tags if "javascript:" in (a.get("href") or "")]
+    assert not [a for _, a in parsed.tags if "token=" in (a.get("href") or "") + (a.get("src") or "")]
+    assert ("a", {"href": "https://example.com/d", "rel": "noopener noreferrer"}) in parsed.tags  # off-site: kept
     assert "<script>alert(1)</script>" in parsed.text  # shown as text, in the report and the answers table
     report = page.text[page.text.index('<div class="markdown">'):]
     report = report[:report.index("</section>")]
