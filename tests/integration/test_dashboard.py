@@ -431,3 +431,17 @@ def test_a_form_body_that_is_too_large_not_utf8_or_has_too_many_fields_is_refuse
     assert many.status_code == 422
     assert "form: more than 64 fields" in Page(many.text).text
     assert contents(r) == before
+
+
+def test_a_page_refreshes_itself_while_runs_are_open_but_not_a_refusal(engine, drain, admin):
+    setup(engine)
+    assert "data-refresh" not in admin.get("/").text  # nothing moves
+    rid = run_of(admin.post("/tasks/weekly/runs", {"data": ""}))
+    drain()
+    assert 'data-refresh="3"' in admin.get("/").text
+    assert 'data-refresh="3"' in admin.get(f"/runs/{rid}").text
+    refused = admin.post("/tasks/weekly/runs", {"data": "["})
+    assert refused.status_code == 422
+    assert "data-refresh" not in refused.text  # it was answered at the form's URL, which a refresh cannot GET
+    admin.post(f"/runs/{rid}/cancel")
+    assert "data-refresh" not in admin.get(f"/runs/{rid}").text
