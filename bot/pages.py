@@ -158,7 +158,7 @@ def dashboard(engine: Engine, viewer: Viewer, notice: Notice | None = None) -> s
     else:
         notes = engine.notifications_for(caller, NOTES_ON_DASHBOARD)
     notes.sort(key=lambda n: n.get("at", 0), reverse=True)
-    live = any(run["status"] in OPEN_RUN for run in runs)
+    live = notice is None and any(run["status"] in OPEN_RUN for run in runs)  # a refusal's page stays as is
     return render("dashboard.html", definitions=definitions, runs=runs, notes=notes[:NOTES_ON_DASHBOARD],
                   schedules=schedules, viewer=viewer, notice=notice, open_run=OPEN_RUN, referrer=DASHBOARD_REFERRER,
                   live=REFRESH_SECONDS if live else 0, zones=("UTC", *COMMON_ZONES))
@@ -221,6 +221,7 @@ def run_page(engine: Engine, run: Mapping[str, Any], viewer: Viewer, notice: Not
     answers = [(s, [shown_cell(s["data"].get(key)) for key in fields]) for s in subtasks]
     deliverables = [{**d, "html": rendered(d["content"]) if not d.get("file") else None}
                     for d in run.get("deliverables") or []]
+    live = notice is None and run["status"] in OPEN_RUN  # a refusal's page (at the form's URL) stays as it is
     return render("run.html", run=run, viewer=viewer, notice=notice, fields=fields, answers=answers,
                   deliverables=deliverables, timeline=run_timeline(engine.store, run["id"]),
-                  referrer=DASHBOARD_REFERRER, live=REFRESH_SECONDS if run["status"] in OPEN_RUN else 0)
+                  referrer=DASHBOARD_REFERRER, live=REFRESH_SECONDS if live else 0)

@@ -431,3 +431,36 @@ def test_a_form_body_that_is_too_large_not_utf8_or_has_too_many_fields_is_refuse
     assert many.status_code == 422
     assert "form: more than 64 fields" in Page(many.text).text
     assert contents(r) == before
+
+
+def test_a_page_refreshes_itself_while_runs_are_open_but_not_a_refusal(engine, drain, admin):
+    setup(engine)
+    assert "data-refresh" not in admin.get("/").text  # nothing moves
+    rid = run_of(admin.post("/tasks/weekly/runs", {"data": ""}))
+    drain()
+    assert 'data-refresh="3"' in admin.get("/").text
+    assert 'data-refresh="3"' in admin.get(f"/runs/{rid}").text
+    refused = admin.post("/tasks/weekly/runs", {"data": "["})
+    assert refused.status_code == 422
+    assert "data-refresh" not in refused.text  # it was answered at the form's URL, which a refresh cannot GET
+    admin.post(f"/runs/{rid}/cancel")
+    assert "data-refresh" not in admin.get(f"/runs/{rid}").text
+
+
+def test_every_dashboard_page_with_the_admins_token_a_persons_and_none(engine, drain, sign_in, base):
+    setup(engine, WEEKLY, OTHER)
+    mine, theirs = engine.runs.trigger("weekly", kind="api"), engine.runs.trigger("other", kind="api")
+    drain()
+    lead = sign_in(engine.tokens.create("lead")[0])
+    admin = sign_in(TOKEN)
+    pages = {"/": (200, 200), f"/runs/{mine}": (200, 200), f"/runs/{theirs}": (200, 404),
+             f"/runs/{mine}/results.csv": (200, 200), f"/runs/{theirs}/results.csv": (200, 404),
+             f"/runs/{mine}/deliverables/nope/file": (404, 404), f"/runs/{theirs}/deliverables/nope/file": (404, 404)}
+    with httpx.Client(base_url=base, timeout=10) as nobody:
+        for path, (as_admin, as_lead) in pages.items():
+            assert (admin.get(path).status_code, lead.get(path).status_code) == (as_admin, as_lead), path
+            refused = nobody.get(path)
+            assert refused.status_code == 401, path
+            assert 'action="/signin"' in refused.text
+    assert theirs in admin.get("/").text
+    assert theirs not in lead.get("/").text
