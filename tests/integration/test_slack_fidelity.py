@@ -177,3 +177,19 @@ def test_a_file_too_large_or_not_on_slack_is_named_but_not_kept(engine, slack, f
     assert [c.args["path"].rsplit("/", 1)[-1] for c in fake_slack.calls_to("files.download")] == ["liar.bin"]
     assert not any(files_dir.rglob("*.bin"))
     assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "the parser"}  # the words still count
+
+
+def test_a_links_preview_is_not_part_of_the_answer_nor_an_edit(engine, slack, fake_slack, drain, r):
+    rid, root = begin(engine, fake_slack, drain)
+    preview = {"from_url": "https://example.com/pr/1", "original_url": "https://example.com/pr/1", "id": 1,
+               "service_name": "Example", "title": "PR 1: the parser", "title_link": "https://example.com/pr/1",
+               "text": "Adds the parser and its tests."}
+    ts = "1800000009.000100"
+    assert slack.event(dm("<https://example.com/pr/1>", ts, root, attachments=[preview])).status_code == 200
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "https://example.com/pr/1"}
+    before = snapshot(r)
+    unfurled = edit_event("U_ALICE", ts, "<https://example.com/pr/1>", "<https://example.com/pr/1>", thread_ts=root)
+    unfurled["message"]["attachments"] = [preview]  # Slack adds the preview later, as an edit of the message
+    assert slack.event(unfurled).status_code == 200
+    assert snapshot(r) == before
