@@ -271,7 +271,8 @@ class SlackChannel:
                 or timestamp(ts) is None:
             return None  # the bot's own update of a clicked message: no edit by a person
         read = readable(new)
-        if read is None or not read[0].strip() or read[0].strip() == render(str(old.get("text") or "")).strip():
+        before, after = (render(m.get("text") if isinstance(m.get("text"), str) else "").strip() for m in (old, new))
+        if read is None or not read[0].strip() or (after and after == before):
             return None  # a link unfurled, a file's preview added: nothing the person changed
         text, extra = read
         ref = f"{channel}:{ts}"
@@ -360,7 +361,10 @@ def readable(event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """A person's message as text and meta: their words, then what they forwarded or shared
     (``attachments``), else their files' names. None when there is nothing to read at all."""
     raw = event.get("text") if isinstance(event.get("text"), str) else ""
-    shared = attachments_text(event.get("attachments"))
+    attachments = event.get("attachments") if isinstance(event.get("attachments"), list) else []
+    if raw.strip():  # their words come first; of the attachments only what they shared, not a link's preview
+        attachments = [a for a in attachments if isinstance(a, dict) and (a.get("is_share") or a.get("is_msg_unfurl"))]
+    shared = attachments_text(attachments)
     files = files_of(event)
     text = joined(render(raw), shared)
     if not text and not files:
@@ -369,11 +373,11 @@ def readable(event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     if not text:
         text = attached([f["name"] for f in files])
         meta["file_only"] = True
-    users, channels = references(raw + "\n" + "\n".join(_texts(event.get("attachments"))))
+    users, channels = references(raw + "\n" + "\n".join(_texts(attachments)))
     if files or users or channels:
         pending: dict[str, Any] = {"text": raw}
         if shared:
-            pending["attachments"] = event.get("attachments")
+            pending["attachments"] = attachments
         if files:
             pending["files"] = files
         meta["pending"] = pending

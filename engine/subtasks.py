@@ -227,6 +227,8 @@ class Subtasks:
         tried = (sub.get("rerouted_from") or "").split(",")  # channels it was moved away from (reroute)
         try:
             self.open(run, sub, contact, [c for c in self.store.assistant_of(run).channels if c not in tried])
+            if sub.get("rerouted_from"):
+                self._resume(sid)
         except DeliveryFailed as exc:
             if exc.permanent:
                 self.finish(sid, "failed", exc.reason)
@@ -400,16 +402,21 @@ class Subtasks:
             log.warning("opening %s on %s deferred: %s", sid, selected.channel, exc.reason)
             self.schedule_check(sid, now + (exc.retry_after or self.leases.lease_seconds))
             return selected.channel
-        self._resume(sid, selected.channel)
+        except Exception:  # it is pending on no channel now: the chase check opens it later (_open_due)
+            log.exception("opening %s on %s failed; it will be retried", sid, selected.channel)
+            self.schedule_check(sid, now + self.leases.lease_seconds)
+            return selected.channel
+        self._resume(sid)
         return selected.channel
 
-    def _resume(self, sid: str, channel: str) -> None:
+    def _resume(self, sid: str) -> None:
         """After a move, the opening asks the first question again: say which one is next, so an answer is not
         recorded under the wrong question (scripted fields; a model has the whole conversation)."""
         sub = self.store.sub_fields(sid)
         fields = self.store.fields_of(sub["run_id"], int(sub["step"])) if sub.get("kind") != "conversation" else []
         cursor = int(sub.get("cursor") or 0)
-        if sub["status"] != "running" or not 0 < cursor < len(fields) or sub.get("channel") != channel:
+        channel = sub.get("channel") or ""
+        if sub["status"] != "running" or not 0 < cursor < len(fields) or not channel:
             return
         key = f"resume:{channel}"
         if self.outbox.claim(sid, key) != 1:

@@ -154,3 +154,42 @@ def test_an_edited_answer_with_a_mention_changes_the_answer(engine, slack, fake_
     sub = subtasks(engine, rid)["alice@example.com"]
     assert sub["data"]["shipped"] == "the parser, with @Bob"
     assert [h["value"] for h in sub["data_history"]["shipped"]] == ["the parser"]
+
+
+def test_a_file_too_large_or_not_on_slack_is_named_but_not_kept(engine, slack, fake_slack, drain, monkeypatch,
+                                                                files_dir):
+    monkeypatch.setenv("TASKBOT_MAX_FILE", "1000")
+    from bot import bootstrap
+
+    bootstrap.engine.cache_clear()  # the worker's engine reads the limit
+    rid, root = begin(engine, fake_slack, drain)
+    big = fake_slack.add_file("F901", "big.bin", b"x" * 5000)
+    understated = {**fake_slack.add_file("F902", "liar.bin", b"y" * 5000), "size": 10}
+    foreign = {**fake_slack.add_file("F903", "elsewhere.txt", b"z"), "url_private": "https://files.example.net/z",
+               "url_private_download": "https://files.example.net/z"}
+    files = [big, understated, foreign]
+    assert slack.event(dm("the parser", "1800000008.000100", root, files=files)).status_code == 200
+    drain()
+    kept = said(engine, rid)[-1]["attachments"]
+    assert [(a["name"], a.get("error")) for a in kept] == [
+        ("big.bin", "larger than 1,000 bytes: not kept"), ("liar.bin", "larger than 1,000 bytes: not kept"),
+        ("elsewhere.txt", "not a Slack file URL: not downloaded")]  # the bot token goes to Slack only
+    assert [c.args["path"].rsplit("/", 1)[-1] for c in fake_slack.calls_to("files.download")] == ["liar.bin"]
+    assert not any(files_dir.rglob("*.bin"))
+    assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "the parser"}  # the words still count
+
+
+def test_a_links_preview_is_not_part_of_the_answer_nor_an_edit(engine, slack, fake_slack, drain, r):
+    rid, root = begin(engine, fake_slack, drain)
+    preview = {"from_url": "https://example.com/pr/1", "original_url": "https://example.com/pr/1", "id": 1,
+               "service_name": "Example", "title": "PR 1: the parser", "title_link": "https://example.com/pr/1",
+               "text": "Adds the parser and its tests."}
+    ts = "1800000009.000100"
+    assert slack.event(dm("<https://example.com/pr/1>", ts, root, attachments=[preview])).status_code == 200
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["data"] == {"shipped": "https://example.com/pr/1"}
+    before = snapshot(r)
+    unfurled = edit_event("U_ALICE", ts, "<https://example.com/pr/1>", "<https://example.com/pr/1>", thread_ts=root)
+    unfurled["message"]["attachments"] = [preview]  # Slack adds the preview later, as an edit of the message
+    assert slack.event(unfurled).status_code == 200
+    assert snapshot(r) == before
