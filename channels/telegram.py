@@ -326,6 +326,8 @@ class TelegramChannel:
         if ref:
             meta.update({"edit_of": ref} if read["edited"] else {"ref": ref})
         text = read["text"]
+        if read["album"]:
+            meta["album"] = read["album"]  # photos sent together: the first answers, the others go with it
         if read["files"]:
             meta["pending"] = {"files": read["files"]}
             if not text.strip():

@@ -105,6 +105,20 @@ def test_media_are_downloaded_with_get_file_and_the_caption_is_the_text(engine, 
                                                                                   b"%PDF-1.7")
 
 
+def test_photos_sent_together_answer_once(engine, telegram, fake_telegram, drain):
+    rid = begin(engine, drain)
+    for n, caption in enumerate(("The dashboard, three views", None, None)):
+        size = {**fake_telegram.add_file(f"al-{n}", b"jpeg %d" % n, f"photos/album_{n}.jpg"), "width": 800,
+                "height": 600}
+        content = {"photo": [size], "media_group_id": "13579", **({"caption": caption} if caption else {})}
+        assert telegram.post(update_with(705000 + n, ALICE, **content)).json()["result"] == "stored"
+    drain()
+    sub = subtasks(engine, rid)["alice@example.com"]
+    assert sub["data"] == {"shipped": "The dashboard, three views"}  # the later photos answered nothing
+    assert [len(m.get("attachments") or []) for m in sub["conversation"] if m["role"] == "user"] == [1, 1, 1]
+    assert len(fake_telegram.texts(ALICE)) == 2  # the opening, and the next question once
+
+
 def test_stickers_locations_and_polls_get_a_short_reply_and_nothing_is_recorded(engine, telegram, fake_telegram,
                                                                                 drain):
     rid = begin(engine, drain)
