@@ -211,6 +211,18 @@ def test_blocking_the_bot_moves_open_telegram_sub_tasks_to_the_next_channel_or_f
     assert len(fake_telegram.sent(ALICE)) == 3
 
 
+def test_a_send_refused_because_the_bot_is_blocked_marks_the_chat_too(engine, telegram, fake_telegram, smtp, drain):
+    fake_telegram.block(ALICE)  # blocked before the my_chat_member update came (or it was never delivered)
+    rid = begin(engine, drain)
+    alice = subtasks(engine, rid)["alice@example.com"]
+    assert (alice["status"], alice["reason"]) == ("failed", "Telegram refused: Forbidden: bot was blocked by the user")
+    engine.apply_definition({**STANDUP, "id": "later", "name": "Later"})
+    rid = engine.runs.trigger("later")
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["channel"] == "email"  # Telegram is not tried again
+    assert len(smtp.to("alice@example.com")) == 1
+
+
 def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain):
     contacts = [{"email": "bob@example.com", "name": "Bob", "telegram_chat_id": str(BOB),
                  "preferred_channel": "email"}]
