@@ -223,7 +223,9 @@ def test_a_send_refused_because_the_bot_is_blocked_marks_the_chat_too(engine, te
     assert len(smtp.to("alice@example.com")) == 1
 
 
-def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain):
+def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain,
+                                                             monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # without a mailbox the email channel keeps a bounce's parts under ./.taskbot
     contacts = [{"email": "bob@example.com", "name": "Bob", "telegram_chat_id": str(BOB),
                  "preferred_channel": "email"}]
     rid = begin(engine, drain, people=("bob@example.com",), contacts=contacts)
