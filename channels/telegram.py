@@ -259,6 +259,8 @@ class TelegramChannel:
             self.limiter.hold(keys.telegram_rate_chat(chat), retry_seconds(exc))
             raise failure(exc) from None
         except TelegramError as exc:
+            if isinstance(exc, Forbidden) and "blocked" in exc.message.lower():
+                self.blocked(chat, True)  # as if my_chat_member had said so: new tasks go to another channel
             raise failure(exc) from None
 
     def settle(self, settle: Settle) -> None:
@@ -326,6 +328,8 @@ class TelegramChannel:
         if ref:
             meta.update({"edit_of": ref} if read["edited"] else {"ref": ref})
         text = read["text"]
+        if read["album"]:
+            meta["album"] = read["album"]  # photos sent together: the first answers, the others go with it
         if read["files"]:
             meta["pending"] = {"files": read["files"]}
             if not text.strip():

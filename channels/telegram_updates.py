@@ -161,7 +161,8 @@ def read_message(update: dict[str, Any]) -> dict[str, Any] | None:
     edit_date = raw["edit_date"] if integer(raw.get("edit_date")) and 0 <= raw["edit_date"] < 2**40 else None
     replied = raw.get("reply_to_message")
     reply_id = replied["message_id"] if isinstance(replied, dict) and integer(replied.get("message_id")) else None
-    return {"chat": chat, "sender": sender, "text": text, "files": files, "edited": edited,
+    album = raw.get("media_group_id") if isinstance(raw.get("media_group_id"), str) else None
+    return {"chat": chat, "sender": sender, "text": text, "files": files, "edited": edited, "album": album,
             "message_id": message_id, "reply_to": reply_id,
             "at": float((edit_date if edited and edit_date else date) or time.time())}
 

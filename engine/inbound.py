@@ -179,8 +179,10 @@ class InboundProcessor:
         text = text[:MAX_TEXT]
         at = float(msg["at"])
         meta = json.loads(msg.get("meta") or "{}")
-        extra = {k: meta[k] for k in ("attachments",) if meta.get(k)}
+        extra = {k: meta[k] for k in ("attachments", "album") if meta.get(k)}
         auto = bool(meta.get("auto_reply"))
+        # the later files of an album (photos sent together) belong with its first message: kept, no answer
+        more = bool(meta.get("file_only") and meta.get("album") and self._in_album(sid, str(meta["album"])))
 
         def apply(p: Any) -> dict[str, str] | None:
             sub = decode_hash(p.hgetall(keys.sub(sid)))
@@ -191,10 +193,11 @@ class InboundProcessor:
             entries = [message("user", text, at, **extra)]
             if cut:
                 entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
-            if auto:
-                # An out-of-office or other automatic reply is kept, but it is no answer.
+            if auto or more:
+                # An out-of-office or other automatic reply is kept, but it is no answer; so is an album's later file.
                 p.multi()
-                p.rpush(keys.sub_conv(sid), message("user", text, at, auto_reply=True, **extra))
+                p.rpush(keys.sub_conv(sid), message("user", text, at, **({"auto_reply": True} if auto else {}),
+                                                    **extra))
                 p.hset(keys.inbound(iid), mapping={"state": "replied", "sid": sid, "done": "0"})
                 msg.update(state="replied", sid=sid, done="0")
                 return sub
@@ -266,6 +269,10 @@ class InboundProcessor:
         elif meta.get("answers") and turn.record:
             marks["field"] = next(iter(turn.record))
         return turn, message("user", text, at, **extra, **marks)
+
+    def _in_album(self, sid: str, album: str) -> bool:
+        """Whether a message of this album (Telegram's ``media_group_id``) is in the conversation already."""
+        return any(json.loads(raw).get("album") == album for raw in self.r.lrange(keys.sub_conv(sid), -20, -1))
 
     def _answered(self, sid: str, ref: str) -> str | None:
         """The field the message ``ref`` (a channel's own id for it) last gave the answer to."""

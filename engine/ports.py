@@ -101,8 +101,10 @@ class Inbound:
     this one is an edit of; and for a click, ``answers`` (the field key the button belongs to)
     and ``settle`` (what the channel needs to update the clicked message, see :class:`Settle`).
     ``file_only``: the message is files and nothing else (its text names them): an answer to a
-    ``text`` field only. ``pending``: what the adapter still has to do in a worker (look a name up,
-    download a file), which must not hold up the provider's acknowledgement (:class:`Completes`).
+    ``text`` field only. ``album``: files sent together (Telegram's ``media_group_id``) come as one
+    message each; the first is the answer, the later ones of the same album are kept with it.
+    ``pending``: what the adapter still has to do in a worker (look a name up, download a file),
+    which must not hold up the provider's acknowledgement (:class:`Completes`).
     """
 
     channel: str

@@ -105,6 +105,20 @@ def test_media_are_downloaded_with_get_file_and_the_caption_is_the_text(engine, 
                                                                                   b"%PDF-1.7")
 
 
+def test_photos_sent_together_answer_once(engine, telegram, fake_telegram, drain):
+    rid = begin(engine, drain)
+    for n, caption in enumerate(("The dashboard, three views", None, None)):
+        size = {**fake_telegram.add_file(f"al-{n}", b"jpeg %d" % n, f"photos/album_{n}.jpg"), "width": 800,
+                "height": 600}
+        content = {"photo": [size], "media_group_id": "13579", **({"caption": caption} if caption else {})}
+        assert telegram.post(update_with(705000 + n, ALICE, **content)).json()["result"] == "stored"
+    drain()
+    sub = subtasks(engine, rid)["alice@example.com"]
+    assert sub["data"] == {"shipped": "The dashboard, three views"}  # the later photos answered nothing
+    assert [len(m.get("attachments") or []) for m in sub["conversation"] if m["role"] == "user"] == [1, 1, 1]
+    assert len(fake_telegram.texts(ALICE)) == 2  # the opening, and the next question once
+
+
 def test_stickers_locations_and_polls_get_a_short_reply_and_nothing_is_recorded(engine, telegram, fake_telegram,
                                                                                 drain):
     rid = begin(engine, drain)
@@ -197,7 +211,21 @@ def test_blocking_the_bot_moves_open_telegram_sub_tasks_to_the_next_channel_or_f
     assert len(fake_telegram.sent(ALICE)) == 3
 
 
-def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain):
+def test_a_send_refused_because_the_bot_is_blocked_marks_the_chat_too(engine, telegram, fake_telegram, smtp, drain):
+    fake_telegram.block(ALICE)  # blocked before the my_chat_member update came (or it was never delivered)
+    rid = begin(engine, drain)
+    alice = subtasks(engine, rid)["alice@example.com"]
+    assert (alice["status"], alice["reason"]) == ("failed", "Telegram refused: Forbidden: bot was blocked by the user")
+    engine.apply_definition({**STANDUP, "id": "later", "name": "Later"})
+    rid = engine.runs.trigger("later")
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["channel"] == "email"  # Telegram is not tried again
+    assert len(smtp.to("alice@example.com")) == 1
+
+
+def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain,
+                                                             monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # without a mailbox the email channel keeps a bounce's parts under ./.taskbot
     contacts = [{"email": "bob@example.com", "name": "Bob", "telegram_chat_id": str(BOB),
                  "preferred_channel": "email"}]
     rid = begin(engine, drain, people=("bob@example.com",), contacts=contacts)
