@@ -12,7 +12,7 @@ from typing import Any
 
 from . import channels, scenarios
 
-AREAS = ("fanout", "answers", "chase", "tokens", "telegram", "slack", "email", "corpus", "inputs")
+AREAS = ("fanout", "answers", "answerpath", "chase", "tokens", "telegram", "slack", "email", "corpus", "inputs")
 
 
 def table(title: str, rows: list[dict[str, Any]]) -> str:
@@ -85,6 +85,13 @@ def main() -> None:
         results["answers"] = [scenarios.answers(n, w) for n, w in ans]
         print(table("answers (3 rounds of N at once, scripted) and the cost of the whole run per sub-task",
                     results["answers"]), flush=True)
+    if "answerpath" in only:
+        from .answer_path import answer_path
+
+        results["answerpath"] = [answer_path(30 if args.smoke else 300, 1 if args.smoke else 3)]
+        print(table("the answer path alone: one in-process worker applying 3 rounds of N answers (CPU and Redis "
+                    "commands per answer, RQ's bookkeeping included; the least disturbed of the repeats)",
+                    results["answerpath"]), flush=True)
     if "chase" in only:
         results["chase"] = [scenarios.chase_accuracy(n, w) for n, w in chase]
         print(table("chase accuracy: reminder sent − due time", results["chase"]), flush=True)
@@ -100,6 +107,9 @@ def main() -> None:
         from .corpus import run as corpus
 
         results["email_corpus"] = corpus(smoke=args.smoke)  # None where ../shared/corpora is absent
+        from .slack_corpus import run as slack_corpus
+
+        results["slack_corpus"] = slack_corpus()  # likewise
     if "inputs" in only:
         from .inputs import definition_reads, refusals
 

@@ -1,11 +1,10 @@
-"""The one ASGI app (SPEC §8): health check, web chat and the dashboard here, the REST API (bot/api.py).
+"""The one ASGI app (SPEC §8): health check and web chat here; the REST API (bot/api.py); the dashboard
+(bot/dashboard.py).
 
 The engine is synchronous (redis-py), so every route that touches Redis is a plain ``def``:
 FastAPI runs those in its threadpool and the event loop never waits on Redis.
 """
 
-import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -30,28 +29,18 @@ from engine.views import chat_view
 from . import pages
 from .api import EngineDep, api
 from .apidocs import mount_docs
-from .guards import (
-    ApiTokenGate,
-    CloseWhenUnread,
-    configured_token,
-    on_http_error,
-    on_request_invalid,
-    same_secret,
-)
+from .dashboard import dashboard, is_dashboard_page
+from .guards import ApiTokenGate, CloseWhenUnread, on_http_error, on_request_invalid
 from .logs import redact_uvicorn_logs
+from .pages import HTML_HEADERS
 from .reconnect import UNAVAILABLE
+from .sessions import COOKIE
 from .settings import Settings
 from .slack import mount_slack
 from .telegram import mount_telegram
 
-DASHBOARD_COOKIE = "taskbot_dashboard"
 MAX_FORM_BYTES = 256 * 1024
-# Pages load their script and styles from /static only (bot/static/), so the policy forbids inline
-# script and style: a value that slipped past the templates' escaping still could not run.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-                "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+DASHBOARD_COOKIE = COOKIE  # the dashboard's session cookie (bot/sessions.py)
 
 
 # -- dependencies ---------------------------------------------------------------
@@ -110,7 +99,7 @@ UNAVAILABLE_HEADERS = {"Retry-After": "1"}
 
 def is_page(path: str) -> bool:
     """The routes a browser opens (dashboard, chat page and its no-JS form): they get an HTML 503."""
-    return path == "/" or path.startswith("/runs/") or (path.startswith("/chat/") and not path.endswith("/messages"))
+    return is_dashboard_page(path) or (path.startswith("/chat/") and not path.endswith("/messages"))
 
 
 async def on_redis_down(request: Request, exc: Exception) -> Response:
@@ -242,59 +231,6 @@ def post_chat_message(token: str, body: Annotated[ChatMessage, Depends(chat_mess
     """
     iid, new = engine.inbox.post_web(token, body.text, body.id, body.answers)
     return ChatAccepted(id=iid, duplicate=not new)
-
-
-# -- dashboard ----------------------------------------------------------------------------
-dashboard = APIRouter(include_in_schema=False)
-
-
-def cookie_value(token: str) -> str:
-    """The cookie holds a digest of the API token, never the token itself."""
-    return hmac.new(token.encode(), b"taskbot dashboard", hashlib.sha256).hexdigest()
-
-
-def dashboard_gate(request: Request) -> Response | None:
-    """None when the visitor may see the dashboard; otherwise the response to send instead.
-
-    ``?token=`` (the API token) is asked for once: it sets an HttpOnly cookie and redirects to
-    the same page without the token, so it does not linger in history (the access log redacts
-    it). With no API token configured the dashboard is closed.
-    """
-    expected = configured_token(request.app.state.settings)
-    if expected is None:  # closed like the API: the dashboard lists chat links, each a participant's credential
-        return html(pages.message_page("Dashboard off", "Set TASKBOT_API_TOKEN, then open the dashboard once "
-                                                        "with ?token=<API token>."), status_code=401)
-    denied = html(pages.message_page("Sign in needed", "Open the dashboard once with ?token=<API token>."),
-                  status_code=401)
-    given = request.query_params.get("token")
-    if given is not None:
-        if not same_secret(given, expected):
-            return denied
-        query = request.url.remove_query_params("token").query
-        response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
-        response.set_cookie(DASHBOARD_COOKIE, cookie_value(expected), httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
-        return response
-    cookie = request.cookies.get(DASHBOARD_COOKIE)
-    return None if cookie and same_secret(cookie, cookie_value(expected)) else denied
-
-
-@dashboard.get("/")
-def dashboard_page(request: Request, engine: EngineDep) -> Response:
-    if (denied := dashboard_gate(request)) is not None:
-        return denied
-    return html(pages.dashboard(engine))
-
-
-@dashboard.get("/runs/{run_id}")
-def run_page(run_id: str, request: Request, engine: EngineDep) -> Response:
-    if (denied := dashboard_gate(request)) is not None:
-        return denied
-    try:
-        view = engine.run_view(run_id, conversations=False)
-    except NotFound:
-        return not_found_page(f"There is no run {run_id!r}.")
-    return html(pages.run_page(view))
 
 
 # -- the app ---------------------------------------------------------------------------------

@@ -11,16 +11,40 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from importlib import resources
 from typing import Any
 
+import nh3
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
+from channels.markdown import MD
+from engine.access import Caller, visible_schedules, visible_tasks
 from engine.engine import Engine
-from engine.model import TaskDefinition
+from engine.model import TaskState
+from engine.timeline import run_timeline
 from engine.views import next_step
 
+# Pages load their script and styles from /static only (bot/static/), so the policy forbids inline
+# script and style: a value that slipped past the templates' escaping still could not run.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+HTML_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+#: The dashboard's pages send their origin with a form POST (the CSRF check reads it); "no-referrer" would make a
+#: browser send ``Origin: null``. Their URLs hold no secret once the sign-in redirect has dropped ``?token=``.
+DASHBOARD_REFERRER = "same-origin"
+DASHBOARD_HEADERS = {**HTML_HEADERS, "Referrer-Policy": DASHBOARD_REFERRER}
 OPEN_SUBTASK = ("pending", "running")
+OPEN_RUN = ("pending", "running", "awaiting_review")
+REFRESH_SECONDS = 3
+#: What a rendered report may hold: nh3's safe tags less images, and links off the dashboard only.
+REPORT_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
+LINK_SCHEMES = ("https://", "http://", "mailto:")
+COMMON_ZONES = ("Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
+                "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney")
 RUNS_ON_DASHBOARD = 20
 LINKS_PER_RUN = 12
 NOTES_ON_DASHBOARD = 10
@@ -78,32 +102,66 @@ def message_page(title: str, text: str) -> str:
     return render("message.html", title=title, text=text)
 
 
+
+def signin_page(title: str, text: str, form: bool = True) -> str:
+    """The 401 page: what to do, and a form to paste a token in (the admin's, or a person's)."""
+    return render("signin.html", title=title, text=text, form=form, referrer=DASHBOARD_REFERRER)
+
+
+# -- the dashboard ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at a dashboard page: what they may see, their name on the page, their forms' CSRF token."""
+
+    caller: Caller
+    label: str
+    csrf: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A banner above the page: a refusal (``field`` named when one field was wrong) or a confirmation.
+
+    ``form`` says which form the refusal is about (``run:<task id>``, ``schedule``) and ``values``
+    what was typed in it, so the form shows again as it was sent.
+    """
+
+    text: str
+    field: str | None = None
+    error: bool = True
+    form: str = ""
+    values: Mapping[str, str] = dc_field(default_factory=dict)
+
+
 def progress_text(progress: Mapping[str, int]) -> str:
     return " · ".join(f"{progress.get(key, 0)} {label}" for key, label in PROGRESS)
 
 
-def dashboard_page(definitions: Sequence[TaskDefinition], runs: Sequence[Mapping[str, Any]],
-                   notes: Sequence[Mapping[str, Any]]) -> str:
-    """Runs carry ``progress``, ``links`` ((name, url) pairs) and ``more_links`` (how many are not shown)."""
-    shown = [{**run, "progress_text": progress_text(run["progress"]), "more_links": run.get("more_links", 0)}
-             for run in runs]
-    return render("dashboard.html", definitions=definitions, runs=shown, notes=notes, refresh=3)
-
-
-def dashboard(engine: Engine) -> str:
-    """The newest runs with progress and web chat links, the owners' latest notifications, the tasks."""
+def dashboard(engine: Engine, viewer: Viewer, notice: Notice | None = None) -> str:
+    """The newest runs the viewer may see, with progress, web chat links and their actions; their notifications;
+    their tasks (run, activate, deactivate) and schedules (enable, disable, remove, add)."""
+    caller = viewer.caller
     runs = []
-    for run in engine.list_runs(limit=RUNS_ON_DASHBOARD):
+    for run in engine.list_runs(limit=RUNS_ON_DASHBOARD, caller=caller):
         subs = engine.store.subs_fields(engine.store.sub_ids(run["id"]))
         links = [(s.get("name") or s["participant_id"], engine.chat_url(s["token"]))
                  for s in subs if s.get("channel") == "web" and s.get("token")]
-        runs.append({**run, "progress": engine.progress(run["id"]), "links": links[:LINKS_PER_RUN],
+        runs.append({**run, "progress_text": progress_text(engine.progress(run["id"])), "links": links[:LINKS_PER_RUN],
                      "more_links": len(links) - LINKS_PER_RUN, "next": upcoming(engine, subs)})
-    owners = dict.fromkeys(run["owner"] for run in runs if run.get("owner"))
-    notes = [{**n, "owner": owner} for owner in owners
-             for n in engine.store.notifications(owner, NOTES_ON_DASHBOARD)]
+    everything = engine.store.list_definitions()
+    definitions = visible_tasks(caller, everything)
+    schedules = visible_schedules(caller, engine.schedules.views(), {d.id: d.owner for d in everything})
+    if caller.admin:
+        owners = dict.fromkeys(run["owner"] for run in runs if run.get("owner"))
+        notes = [{**n, "owner": owner} for owner in owners
+                 for n in engine.store.notifications(owner, NOTES_ON_DASHBOARD)]
+    else:
+        notes = engine.notifications_for(caller, NOTES_ON_DASHBOARD)
     notes.sort(key=lambda n: n.get("at", 0), reverse=True)
-    return dashboard_page(engine.store.list_definitions(), runs, notes[:NOTES_ON_DASHBOARD])
+    live = notice is None and any(run["status"] in OPEN_RUN for run in runs)  # a refusal's page stays as is
+    return render("dashboard.html", definitions=definitions, runs=runs, notes=notes[:NOTES_ON_DASHBOARD],
+                  schedules=schedules, viewer=viewer, notice=notice, open_run=OPEN_RUN, referrer=DASHBOARD_REFERRER,
+                  live=REFRESH_SECONDS if live else 0, zones=("UTC", *COMMON_ZONES))
 
 
 NEXT_WORDS = {"opening": "opening for", "chase": "reminder to", "time_out": "time-out of"}
@@ -117,6 +175,53 @@ def upcoming(engine: Engine, subs: Sequence[Mapping[str, str]]) -> list[tuple[st
     return [(str(at), f"{NEXT_WORDS.get(str(action), str(action))} {name}") for (at, action), name in steps]
 
 
-def run_page(run: Mapping[str, Any]) -> str:
-    """One run (the run object, without conversations): its fields, sub-tasks and deliverables."""
-    return render("run.html", run=run, refresh=3)
+def shown_cell(value: Any) -> str:
+    """An answer as text in the answers table: lists joined with "; ", yes/no, objects as JSON, nothing as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(shown_cell(v) for v in value)
+    if isinstance(value, dict):
+        return as_json(value)
+    return str(value)
+
+
+def answer_fields(engine: Engine, rid: str) -> list[str]:
+    """The fields the run asks, in the definition's order (the columns of the CSV too)."""
+    keys: list[str] = []
+    for state in engine.definition_of(rid).states():
+        if isinstance(state, TaskState):
+            keys += [f.key for f in state.fields if f.key not in keys]
+    return keys
+
+
+def _outside_link(tag: str, attribute: str, value: str) -> str | None:
+    """Keep a link only when it leads off the dashboard (http, https, mailto)."""
+    if attribute == "href" and not value.lower().startswith(LINK_SCHEMES):
+        return None
+    return value
+
+
+def rendered(markdown: str) -> Markup:
+    """A deliverable's Markdown as HTML, sanitised: raw HTML in it (an answer's, say) stays text (markdown-it-py
+    with HTML off), and nh3 removes anything else that could run or load (scripts, event attributes,
+    ``javascript:`` links). Images and links into taskbot itself go too: a participant's
+    ``![x](/?token=theirs)`` in a report must not load a dashboard URL in the owner's browser (that would
+    sign them in as someone else)."""
+    return Markup(nh3.clean(MD.render(markdown), tags=REPORT_TAGS, attribute_filter=_outside_link))  # noqa: S704
+
+
+def run_page(engine: Engine, run: Mapping[str, Any], viewer: Viewer, notice: Notice | None = None) -> str:
+    """One run (the run object, without conversations): its actions, the answers as a table (CSV download),
+    the deliverables rendered, its sub-tasks and its timeline."""
+    subtasks = [s for s in run.get("subtasks") or [] if s.get("kind") != "conversation"]
+    fields = answer_fields(engine, run["id"])
+    answers = [(s, [shown_cell(s["data"].get(key)) for key in fields]) for s in subtasks]
+    deliverables = [{**d, "html": rendered(d["content"]) if not d.get("file") else None}
+                    for d in run.get("deliverables") or []]
+    live = notice is None and run["status"] in OPEN_RUN  # a refusal's page (at the form's URL) stays as it is
+    return render("run.html", run=run, viewer=viewer, notice=notice, fields=fields, answers=answers,
+                  deliverables=deliverables, timeline=run_timeline(engine.store, run["id"]),
+                  referrer=DASHBOARD_REFERRER, live=REFRESH_SECONDS if live else 0)

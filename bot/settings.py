@@ -80,8 +80,10 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = Field(None, alias="TASKBOT_IMAP_PASSWORD")  # default: the SMTP password
     imap_ssl: bool = Field(True, alias="TASKBOT_IMAP_SSL")
     imap_poll: float = Field(30.0, alias="TASKBOT_IMAP_POLL")
-    #: Files taskbot keeps (email attachments, under attachments/).
+    #: Files taskbot keeps (email, Slack and Telegram attachments, under attachments/).
     data_dir: str = Field(".taskbot", alias="TASKBOT_DATA_DIR")
+    #: The largest file a Slack or Telegram message may bring that is kept (bytes); a larger one is named only.
+    max_file: int = Field(20 * 1024 * 1024, alias="TASKBOT_MAX_FILE", ge=1)
 
     @field_validator("working_hours")
     @classmethod

@@ -25,6 +25,7 @@ from telegram import Bot
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from channels.telegram import TelegramChannel, retry_seconds
+from channels.telegram_updates import ALLOWED_UPDATES as TELEGRAM_UPDATES
 from engine import keys
 from engine.bounds import check_value
 from engine.engine import Engine
@@ -45,7 +46,8 @@ COMMANDS = frozenset({"start", "task", "help"})
 LINK_TTL = 7 * 86400
 UPDATE_TTL = 7 * 86400
 POLL_TIMEOUT = 25
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+#: Exactly the updates handled below: messages and their edits, buttons pressed, the bot blocked or unblocked.
+ALLOWED_UPDATES = TELEGRAM_UPDATES
 #: Answers to a command wait out a short flood wait in place; a longer one drops the answer (logged).
 ANSWER_MAX_WAIT = 10.0
 
@@ -59,6 +61,8 @@ return contact
 NOT_LINKED_TEXT = ("Hi! I am taskbot. This chat is not linked to anyone yet: ask whoever runs taskbot for your "
                    "personal link (they make it with `taskbot contacts link telegram <your email>`), then open it "
                    "here. Tasks for you will then come to this chat.")
+UNREADABLE_TEXT = ("I cannot record {what} as an answer. I can read text, photos, documents, voice, video and "
+                   "audio messages (a caption is read as the text): please answer that way.")
 USED_TEXT = ("This link has already been used or has expired, so nothing was linked. Ask for a new link "
              "(`taskbot contacts link telegram <your email>`); each link works once, for 7 days.")
 
@@ -82,7 +86,7 @@ def handle_update(engine: Engine, update: dict[str, Any]) -> str:
     """
     message = TelegramChannel.inbound(update)
     if message is None:
-        return "ignored"
+        return other_update(engine, update)
     try:
         check_value(message.text, "message.text")
     except InvalidInput as exc:  # acknowledged, so Telegram does not deliver it again, and never stored
@@ -104,6 +108,42 @@ def handle_update(engine: Engine, update: dict[str, Any]) -> str:
         engine.r.delete(seen)  # not queued: let Telegram's redelivery try again
         raise
     return "command"
+
+
+def other_update(engine: Engine, update: dict[str, Any]) -> str:
+    """An update that is no answer: a sticker, a location… (``answered``: the bot says what it can read), the
+    bot blocked or unblocked (``blocked``, ``unblocked``: a job moves the person's sub-tasks), or ``ignored``.
+    Each is queued once per ``update_id``; nothing is recorded in a conversation."""
+    what = TelegramChannel.unreadable(update)
+    change = TelegramChannel.membership(update) if what is None else None
+    if what is None and (change is None or change[1] not in ("kicked", "member")):
+        return "ignored"
+    update_id = update.get("update_id")
+    seen = keys.telegram_update(str(update_id))
+    chat = what[0] if what else change[0] if change else ""
+    if not engine.r.set(seen, chat, nx=True, ex=UPDATE_TTL):
+        return "duplicate"
+    if what is not None:
+        job = {"update_id": str(update_id), "chat_id": what[0], "command": "unreadable", "args": what[1]}
+    else:
+        job = {"update_id": str(update_id), "chat_id": chat, "command": "blocked" if change and change[1] == "kicked"
+               else "unblocked", "args": ""}
+    try:
+        engine.jobs.enqueue("telegram_command", json.dumps(job))
+    except Exception:
+        engine.r.delete(seen)  # not queued: let Telegram's redelivery try again
+        raise
+    return "answered" if what is not None else job["command"]
+
+
+def chat_blocked(engine: Engine, channel: TelegramChannel, chat_id: str, is_blocked: bool) -> None:
+    """The person blocked the bot: their chat is no channel any more, and each of their open Telegram
+    sub-tasks moves to their next usable channel or fails with the reason (``Subtasks.reroute``)."""
+    channel.blocked(chat_id, is_blocked)
+    if not is_blocked:
+        return
+    for sid in [s.decode() for s in engine.r.zrange(keys.active("telegram", chat_id), 0, -1)]:
+        engine.subtasks.reroute(sid, f"the Telegram chat {chat_id} blocked the bot")
 
 
 def mount_telegram(app: FastAPI, engine: Engine, settings: Settings) -> None:
@@ -292,7 +332,12 @@ def run_command(engine: Engine, payload: str) -> None:
     if channel is None:
         return
     chat, name, args = command["chat_id"], command["command"], command["args"]
-    if name == "start":
+    if name in ("blocked", "unblocked"):
+        chat_blocked(engine, channel, chat, name == "blocked")
+        return
+    if name == "unreadable":
+        text = UNREADABLE_TEXT.format(what=args)
+    elif name == "start":
         text = start(engine, chat, (args.split() or [""])[0])
     else:
         actor = actor_for(engine, chat, Settings().admin_ids)

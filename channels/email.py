@@ -78,7 +78,7 @@ class EmailChannel:
     name = "email"
 
     def __init__(self, smtp: SmtpConfig, sender: str, r: redis.Redis, mailbox: MailboxConfig | None = None, *,
-                 idle: float = 10.0, session_messages: int = 100) -> None:
+                 idle: float = 10.0, session_messages: int = 100, files: Path | None = None) -> None:
         display, address = parseaddr(sender)
         if "@" not in address:
             raise ValueError(f"TASKBOT_EMAIL_FROM is not an email address: {sender!r}")
@@ -89,6 +89,8 @@ class EmailChannel:
         self.ours = Ours(local=local.split("+", 1)[0], domain=self.domain.lower())
         self.r = r
         self.mailbox = mailbox
+        # where a received message's attachments go when no mailbox is set (mail posted by a test or a relay)
+        self.files = files or (mailbox.attachments if mailbox else Path(".taskbot/attachments"))
         self.sessions = SmtpSessions(smtp, idle=idle, max_messages=session_messages)
 
     @classmethod
@@ -106,7 +108,8 @@ class EmailChannel:
                                     settings.imap_poll, Path(settings.data_dir).expanduser() / "attachments")
         r = redis.Redis.from_url(settings.redis_url)
         channel = cls(smtp, settings.email_from, r, mailbox, idle=settings.smtp_idle,
-                      session_messages=settings.smtp_session_messages)
+                      session_messages=settings.smtp_session_messages,
+                      files=Path(settings.data_dir).expanduser() / "attachments")
         weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
         return channel
 
@@ -180,7 +183,7 @@ class EmailChannel:
 
         Attachments are written under the mailbox's attachments folder, one folder per message.
         """
-        folder = self.mailbox.attachments if self.mailbox else Path(".taskbot/attachments")
+        folder = self.mailbox.attachments if self.mailbox else self.files
         return parse(raw, self.ours, folder)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from email.errors import HeaderParseError
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
@@ -75,7 +76,7 @@ def auto_reply(msg: Message) -> bool:
     submitted = header(msg, "Auto-Submitted").lower()
     if submitted and not submitted.startswith("no"):
         return True
-    if any(msg.get(name) is not None for name in AUTO_HEADERS):
+    if any(name in msg for name in AUTO_HEADERS):
         return True
     if header(msg, "Precedence").lower() in AUTO_PRECEDENCE:
         return True
@@ -84,7 +85,7 @@ def auto_reply(msg: Message) -> bool:
 
 def sent_by_a_mail_system(msg: Message) -> bool:
     """Exim's ``X-Failed-Recipients``, a daemon sender, or a bounce's subject: the cheap signs, headers only."""
-    if msg.get("X-Failed-Recipients") is not None:
+    if "X-Failed-Recipients" in msg:
         return True
     name, address = parseaddr(header(msg, "From"))
     local = (address or name).rpartition("@")[0] or address or name
@@ -128,9 +129,31 @@ def bounce(msg: Message) -> dict[str, Any] | None:
             "reason": (said(text, recipient) or header(msg, "Subject"))[:300], "hard": hard}
 
 
+#: What the stdlib's header parser raises on a malformed header (``From: <@>``...): such mail is read, not retried.
+HEADER_ERRORS = (HeaderParseError, IndexError, ValueError, TypeError, AttributeError)
+
+
+def raw_values(msg: Message, name: str) -> list[str]:
+    """A header's values as they stand in the mail, undecoded: when the parser itself fails on them."""
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
 def header(msg: Message, name: str) -> str:
-    value = msg.get(name)
+    """A header's first value, whitespace folded; its raw text when the parser cannot read it."""
+    try:
+        value = msg.get(name)
+    except HEADER_ERRORS:
+        value = (raw_values(msg, name) or [None])[0]
     return " ".join(str(value).split()) if value is not None else ""
+
+
+def addresses(msg: Message, name: str) -> list[str]:
+    """The addresses in a header (every occurrence), read from its raw text when the parser cannot."""
+    try:
+        values = [str(v) for v in msg.get_all(name) or []]
+    except HEADER_ERRORS:
+        values = raw_values(msg, name)
+    return [addr for _, addr in getaddresses(values) if "@" in addr]
 
 
 def own_parts(msg: Message) -> Iterator[Message]:
@@ -300,7 +323,7 @@ def returned_to(msg: Message) -> str | None:
         else:
             continue
         if isinstance(original, Message):
-            found = [a for _, a in getaddresses([str(v) for v in original.get_all("To") or []]) if "@" in a]
+            found = addresses(original, "To")
             if found:
                 return found[0].lower()
     return None

@@ -8,16 +8,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
-from email.errors import HeaderParseError
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.ports import Inbound
 
-from .email_bounce import auto_reply, bounce
+from .email_bounce import HEADER_ERRORS, addresses, auto_reply, bounce, header
 from .email_html import ATTRIBUTION, HISTORY, html_to_text
 from .email_reply import reply_text
 
@@ -79,9 +78,10 @@ def parse(raw: bytes, ours: Ours, attachments: Path) -> Inbound | None:
         body = None
     text = new_text(body) if body is not None else ""
     saved = save_attachments(msg, body, attachments / hashlib.sha256(message_id.encode()).hexdigest()[:24])
+    meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
     if not text and saved:
         text = "[attached: " + ", ".join(a["name"] for a in saved) + "]"
-    meta: dict[str, Any] = {"message_id": message_id, "subject": header(msg, "Subject")}
+        meta["file_only"] = True  # an answer to a text field only
     if returned is not None or auto_reply(msg):
         meta["auto_reply"] = True  # never an answer, never answered
     if returned is not None:
@@ -96,31 +96,6 @@ def daemon(msg: Message) -> str:
     """A bounce's sender without a domain (``<MAILER-DAEMON>``, ``MAILER-DAEMON <>``), as it names itself."""
     name, address = parseaddr(header(msg, "From"))
     return (address or name or "mailer-daemon").strip("<> ").lower()
-
-
-#: What the stdlib's header parser raises on some malformed headers instead of registering a defect.
-HEADER_ERRORS = (HeaderParseError, IndexError, ValueError, TypeError, AttributeError)
-
-
-def raw_values(msg: Message, name: str) -> list[str]:
-    """A header's values as they stand in the mail, undecoded: when the parser itself fails on them."""
-    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
-
-
-def header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except HEADER_ERRORS:
-        value = (raw_values(msg, name) or [None])[0]
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def addresses(msg: Message, name: str) -> list[str]:
-    try:
-        values = [str(v) for v in msg.get_all(name) or []]
-    except HEADER_ERRORS:
-        values = raw_values(msg, name)
-    return [addr for _, addr in getaddresses(values) if "@" in addr]
 
 
 def first_msgid(value: str) -> str | None:

@@ -10,12 +10,13 @@ member list (:mod:`.slack_directory`), and every call keeps to Slack's rate limi
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
 import weakref
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -24,10 +25,12 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound, Settle
 
+from .files import MAX_FILE, attached, download, folder_for
 from .markdown import slack_messages
 from .ratelimit import Limiter
 from .slack_blocks import click, question_blocks, settled
 from .slack_directory import Directory, NotReady
+from .slack_text import attachments_text, files_of, is_bot, references, render
 from .slack_web import PacedWebClient, SlackLimits, SlackRateLimited, key
 
 log = logging.getLogger("taskbot.slack")
@@ -41,8 +44,7 @@ LOOKUP_TTL = 24 * 3600
 NOT_FOUND_TTL = 3600
 DM_TTL = 30 * 86400
 #: Message subtypes that are a person writing; edits, deletions, joins and bot posts are not.
-PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
-LINK = re.compile(r"<(?:mailto:)?([^<>|]+)\|([^<>]*)>|<(?:mailto:)?([^<>|@#!][^<>|]*)>")
+PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message"})
 
 
 def to_slack(text: str) -> str:
@@ -52,7 +54,7 @@ def to_slack(text: str) -> str:
 
 def from_slack(text: str) -> str:
     """Slack's markup back to what the person typed: ``<mailto:a@b.c|a@b.c>`` -> ``a@b.c``."""
-    return html.unescape(LINK.sub(lambda m: m.group(2) or m.group(3) or m.group(1), text))
+    return render(text)
 
 
 def failure(exc: SlackApiError | SlackRateLimited) -> DeliveryFailed:
@@ -84,10 +86,13 @@ class SlackChannel:
 
     name = "slack"
 
-    def __init__(self, client: PacedWebClient, r: redis.Redis, *, directory_refresh: float = 3600.0) -> None:
+    def __init__(self, client: PacedWebClient, r: redis.Redis, *, directory_refresh: float = 3600.0,
+                 files: Path = Path(".taskbot/attachments"), max_file: int = MAX_FILE) -> None:
         self.client = client
         self.r = r
         self.directory = Directory(client, r, refresh=directory_refresh, max_wait=client.limits.max_wait)
+        self.files = files
+        self.max_file = max_file
 
     @classmethod
     def from_settings(cls, token: str, settings: Any) -> SlackChannel:
@@ -95,7 +100,9 @@ class SlackChannel:
         r = redis.Redis.from_url(settings.redis_url)
         client = PacedWebClient(token=token, base_url=settings.slack_api_url, timeout=15, retry_handlers=handlers,
                                 limiter=Limiter(r), limits=SlackLimits.from_settings(settings))
-        channel = cls(client, r, directory_refresh=settings.slack_directory_refresh)
+        channel = cls(client, r, directory_refresh=settings.slack_directory_refresh,
+                      files=Path(settings.data_dir).expanduser() / "attachments",
+                      max_file=getattr(settings, "max_file", MAX_FILE))
         weakref.finalize(channel, r.close)  # its connections close with it, not at the collector's whim
         return channel
 
@@ -222,6 +229,9 @@ class SlackChannel:
 
         ``meta.ref`` is the message's own ``{channel}:{ts}``; an edit (``message_changed``) carries the
         edited message's as ``meta.edit_of`` and as ``reply_to``, which finds the sub-task it answered.
+        Slackbot, bots and apps are no one's answer (:func:`.slack_text.is_bot`). The text is Slack's
+        markup read back without asking Slack anything (this runs before the ack); what a look-up or a
+        download would add is kept in ``meta.pending`` for :meth:`complete_inbound`, in the worker.
         Fields of another type than Slack sends (no channel, a ``ts`` that is no timestamp) make it no
         message: it is ignored, never an error that would make Slack deliver it again.
         """
@@ -230,19 +240,23 @@ class SlackChannel:
             return None
         if event.get("subtype") == "message_changed":
             return SlackChannel._edit(body, event)
-        user, channel, text, ts = (event.get(k) for k in ("user", "channel", "text", "ts"))
+        user, channel, ts = (event.get(k) for k in ("user", "channel", "ts"))
         subtype = event.get("subtype")
-        if (event.get("type") != "message" or event.get("channel_type") != "im" or event.get("bot_id")
+        if (event.get("type") != "message" or event.get("channel_type") != "im" or is_bot(event)
                 or not (subtype is None or isinstance(subtype, str)) or subtype not in PERSON_SUBTYPES
                 or not (isinstance(user, str) and user) or not (isinstance(channel, str) and channel)
-                or not (isinstance(text, str) and text.strip()) or timestamp(ts) is None):
+                or timestamp(ts) is None):
             return None
+        read = readable(event)
+        if read is None:
+            return None
+        text, meta = read
         thread = event.get("thread_ts")
         reply_to = f"{channel}:{thread}" if isinstance(thread, str) and thread and thread != ts else None
         event_id = body.get("event_id")
-        return Inbound("slack", user, from_slack(text),
+        return Inbound("slack", user, text,
                        provider_id=event_id if isinstance(event_id, str) and event_id else f"{channel}:{ts}",
-                       reply_to=reply_to, meta={"channel": channel, "ts": ts, "ref": f"{channel}:{ts}"},
+                       reply_to=reply_to, meta={"channel": channel, "ts": ts, "ref": f"{channel}:{ts}", **meta},
                        at=timestamp(ts))
 
     @staticmethod
@@ -251,24 +265,130 @@ class SlackChannel:
         channel = event.get("channel")
         if not isinstance(new, dict) or not isinstance(old, dict) or not isinstance(channel, str) or not channel:
             return None
-        text = new.get("text") if isinstance(new.get("text"), str) else ""
-        text = text.strip()
         in_dm = event.get("channel_type") == "im" or channel.startswith("D")
-        if (not in_dm or new.get("bot_id") or not isinstance(new.get("user"), str) or not new.get("user") or not text
-                or text == str(old.get("text") or "").strip() or timestamp(new.get("ts")) is None):
-            return None  # the bot's own update of a clicked message, a link unfurled: no edit by a person
-        ref = f"{channel}:{new['ts']}"
+        ts = new.get("ts") if timestamp(new.get("ts")) is not None else old.get("ts")  # the edited message's own
+        if not in_dm or is_bot(new) or not isinstance(new.get("user"), str) or not new.get("user") \
+                or timestamp(ts) is None:
+            return None  # the bot's own update of a clicked message: no edit by a person
+        read = readable(new)
+        before, after = (render(m.get("text") if isinstance(m.get("text"), str) else "").strip() for m in (old, new))
+        if read is None or not read[0].strip() or (after and after == before):
+            return None  # a link unfurled, a file's preview added: nothing the person changed
+        text, extra = read
+        ref = f"{channel}:{ts}"
         at = timestamp(event.get("event_ts")) or timestamp(event.get("ts"))
         event_id = body.get("event_id")
-        return Inbound("slack", str(new["user"]), from_slack(text),
+        return Inbound("slack", str(new["user"]), text,
                        provider_id=event_id if isinstance(event_id, str) and event_id
                        else f"edit:{ref}:{event.get('event_ts')}", reply_to=ref,
-                       meta={"channel": channel, "edit_of": ref}, **({"at": at} if at else {}))
+                       meta={"channel": channel, "edit_of": ref, **extra}, **({"at": at} if at else {}))
+
+    # -- completing a received message in the worker ------------------------------------------------
+    def complete_inbound(self, text: str, meta: dict[str, Any], ident: str) -> tuple[str, dict[str, Any]]:
+        """``meta.pending`` done: mentions and channels named as Slack names them (``users.info``,
+        ``conversations.info``, cached), files downloaded with the bot token. Never raises: what Slack
+        does not answer stays as read on the ack path (an id, a file's name)."""
+        pending = meta.get("pending")
+        rest = {k: v for k, v in meta.items() if k != "pending"}
+        if not isinstance(pending, dict):
+            return text, rest
+        raw = pending.get("text") if isinstance(pending.get("text"), str) else ""
+
+        def shown(part: str) -> str:
+            return render(part, self.display_name, self.channel_name)
+
+        written = joined(shown(raw), attachments_text(pending.get("attachments"), shown))
+        files = [f for f in pending.get("files") or [] if isinstance(f, dict)]
+        if files:
+            rest["attachments"] = self._download(files, folder_for(self.files, "slack", ident))
+        if not written.strip() and files:
+            written = attached([str(a["name"]) for a in rest.get("attachments") or files])
+        return (written if written.strip() else text), rest
+
+    def display_name(self, user_id: str) -> str | None:
+        """How Slack shows a person: their display name, else their full name, else their handle."""
+        user = self.user_info(user_id)
+        profile = user.get("profile") or {}
+        for name in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"), user.get("name")):
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+        return None
+
+    def channel_name(self, channel_id: str) -> str | None:
+        """A channel's name (``conversations.info``, cached a day); None when Slack does not say."""
+        cached = self.r.get(key("channel", channel_id))
+        if cached is not None:
+            return cached.decode() or None
+        try:
+            name = self._call("conversations_info", channel=channel_id)["channel"].get("name")
+        except (DeliveryFailed, KeyError, TypeError):
+            return None
+        name = name if isinstance(name, str) else ""
+        self.r.set(key("channel", channel_id), name, ex=LOOKUP_TTL)
+        return name or None
+
+    def _download(self, files: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+        """Each file fetched from its ``url_private`` with the bot token, which goes to Slack only."""
+        allowed = {urlsplit(self.client.base_url).hostname}
+        headers = {"Authorization": f"Bearer {self.client.token}"}
+        used: set[str] = set()
+        saved: list[dict[str, Any]] = []
+        for item in files:
+            name, url = str(item.get("name") or "file"), str(item.get("url") or "")
+            host = urlsplit(url).hostname or ""
+            if not url:
+                saved.append({"name": name, "error": "Slack no longer serves this file"})
+            elif not (host == "files.slack.com" or host.endswith(".slack.com") or host in allowed):
+                saved.append({"name": name, "error": "not a Slack file URL: not downloaded"})
+            elif isinstance(item.get("size"), int) and item["size"] > self.max_file:
+                saved.append({"name": name, "error": f"larger than {self.max_file:,} bytes: not kept"})
+            else:
+                saved.append(download(url, folder, name, item.get("content_type"), used, limit=self.max_file,
+                                      headers=headers))
+        return saved
 
     @staticmethod
     def click(body: dict[str, Any]) -> Inbound | None:
         """A click on a question's button, select or date picker (``block_actions``), as an ``Inbound``."""
         return click(body)
+
+
+def joined(*parts: str) -> str:
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def readable(event: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """A person's message as text and meta: their words, then what they forwarded or shared
+    (``attachments``), else their files' names. None when there is nothing to read at all."""
+    raw = event.get("text") if isinstance(event.get("text"), str) else ""
+    attachments = event.get("attachments") if isinstance(event.get("attachments"), list) else []
+    if raw.strip():  # their words come first; of the attachments only what they shared, not a link's preview
+        attachments = [a for a in attachments if isinstance(a, dict) and (a.get("is_share") or a.get("is_msg_unfurl"))]
+    shared = attachments_text(attachments)
+    files = files_of(event)
+    text = joined(render(raw), shared)
+    if not text and not files:
+        return None
+    meta: dict[str, Any] = {}
+    if not text:
+        text = attached([f["name"] for f in files])
+        meta["file_only"] = True
+    users, channels = references(raw + "\n" + "\n".join(_texts(attachments)))
+    if files or users or channels:
+        pending: dict[str, Any] = {"text": raw}
+        if shared:
+            pending["attachments"] = attachments
+        if files:
+            pending["files"] = files
+        meta["pending"] = pending
+    return text, meta
+
+
+def _texts(attachments: Any) -> list[str]:
+    if not isinstance(attachments, list):
+        return []
+    return [v for a in attachments if isinstance(a, dict) for v in (a.get("pretext"), a.get("text"))
+            if isinstance(v, str)]
 
 
 def timestamp(value: Any) -> float | None:

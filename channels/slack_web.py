@@ -35,7 +35,8 @@ NO_WAIT = frozenset({"views.open", "views.push", "views.update"})
 
 def key(kind: str, ident: str) -> str:
     """Adapter keys: ``slack:user:{email}`` -> user id ('' = not in Slack), ``slack:dm:{user}`` -> DM channel,
-    ``slack:info:{user}`` -> users.info JSON, ``slack:rate:{method}`` (and ``slack:rate:post:{channel}``) ->
+    ``slack:info:{user}`` -> users.info JSON, ``slack:channel:{id}`` -> conversations.info's name,
+    ``slack:rate:{method}`` (and ``slack:rate:post:{channel}``) ->
     the limiter's window, ``slack:directory:*`` -> the member list (:mod:`.slack_directory`)."""
     return f"{PREFIX}slack:{kind}:{ident}"
 

@@ -22,20 +22,12 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import redis
-from telegram import (
-    Bot,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
-    Message,
-    ReplyParameters,
-    Update,
-    User,
-)
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, ReplyParameters, User
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
@@ -43,8 +35,10 @@ from engine import keys
 from engine.model import Contact
 from engine.ports import Delivery, DeliveryFailed, Inbound, Outbound, Question, Settle
 
+from .files import MAX_FILE, attached, download, folder_for
 from .markdown import plain_text
 from .ratelimit import Limiter, Rule, Wait
+from .telegram_updates import membership, read_message, read_press, unreadable
 
 log = logging.getLogger("taskbot.telegram")
 
@@ -103,29 +97,14 @@ def callback(n: int, key: str) -> str:
     return data if len(data.encode()) <= CALLBACK_MAX else f"{n}|"
 
 
-def _shaped(raw: Any) -> bool:
-    """A message in the Bot API's shape, as far as reading it needs: a chat with an id, an id, a date."""
-    chat = raw.get("chat") if isinstance(raw, dict) else None
-    return (isinstance(chat, dict) and _integer(chat.get("id")) and _integer(raw.get("message_id"))
-            and _integer(raw.get("date")) and 0 <= raw["date"] < 2**40)
-
-
-def pressed(update: Update) -> Inbound | None:
-    """A keyboard button pressed in a private chat, as an ``Inbound`` whose text is the button's."""
-    query = update.callback_query
-    if query is None or not query.data or query.from_user.is_bot:
-        return None
-    number, _, key = query.data.partition("|")
-    message = query.message if isinstance(query.message, Message) else None
-    if message is not None and message.chat.type != "private":
-        return None
-    label = next((b.text for row in (message.reply_markup.inline_keyboard if message and message.reply_markup else ())
-                  for b in row if b.callback_data == query.data), number)
-    chat = message.chat.id if message is not None else query.from_user.id
-    settle: dict[str, Any] = {"callback_id": query.id, "chat_id": chat,
-                              "message_id": message.message_id if message is not None else None}
-    return Inbound("telegram", str(chat), label, provider_id=str(update.update_id),
-                   reply_to=f"{chat}:{message.message_id}" if message is not None else None,
+def pressed(press: dict[str, Any], provider_id: str) -> Inbound:
+    """A keyboard button pressed (read by :func:`.telegram_updates.read_press`), as an ``Inbound`` whose text
+    is the button's label; ``<option number>|<field key>`` says which field it answers."""
+    number, _, key = press["data"].partition("|")
+    chat, message_id = press["chat"], press["message_id"]
+    settle: dict[str, Any] = {"callback_id": press["id"], "chat_id": chat, "message_id": message_id}
+    return Inbound("telegram", str(chat), press["label"] or number, provider_id=provider_id,
+                   reply_to=f"{chat}:{message_id}" if message_id is not None else None,
                    meta={**({"answers": key} if key else {}), "settle": settle})
 
 
@@ -165,9 +144,14 @@ class TelegramChannel:
     name = "telegram"
 
     def __init__(self, token: str, api_url: str, r: redis.Redis, *, max_wait: float = 10.0, rate: float = 30.0,
-                 chat_rate: float = 1.0) -> None:
+                 chat_rate: float = 1.0, files: Path = Path(".taskbot/attachments"), max_file: int = MAX_FILE) -> None:
         self.token = token
         self.api_url = api_url
+        # files are served beside the API: https://api.telegram.org/file/bot<token>/<file_path>
+        head, bot, _ = api_url.rstrip("/").rpartition("/bot")
+        self.file_url = f"{head}/file/bot" if bot else f"{api_url.rstrip('/')}/file/bot"
+        self.files = files
+        self.max_file = max_file
         self.r = r
         self.max_wait = max_wait
         self.limiter = Limiter(r)
@@ -180,13 +164,19 @@ class TelegramChannel:
         r = redis.Redis.from_url(settings.redis_url)
         # A send must not wait so long that its claim (a lease long) runs out under it.
         channel = cls(token, settings.telegram_api_url, r, max_wait=min(10.0, settings.lease_seconds / 2),
-                      rate=settings.telegram_rate, chat_rate=settings.telegram_chat_rate)
+                      rate=settings.telegram_rate, chat_rate=settings.telegram_chat_rate,
+                      files=Path(settings.data_dir).expanduser() / "attachments",
+                      max_file=getattr(settings, "max_file", MAX_FILE))
         # Its own connections close with it: left to the garbage collector, a socket may go first (ResourceWarning).
         weakref.finalize(channel, r.close)
         return channel
 
     def resolve(self, contact: Contact) -> str | None:
-        return contact.telegram_chat_id or None
+        """The linked chat, unless its person blocked the bot (:meth:`blocked`)."""
+        chat = contact.telegram_chat_id
+        if not chat or self.r.exists(keys.telegram_blocked(chat)):
+            return None
+        return chat
 
     # -- the Bot API ------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -194,7 +184,8 @@ class TelegramChannel:
         """A ``Bot`` for calls on the running loop; its HTTP client is closed on the way out."""
         request = HTTPXRequest(connection_pool_size=2, httpx_kwargs={"verify": self._ssl})
         try:
-            yield Bot(self.token, base_url=self.api_url, request=request, get_updates_request=request)
+            yield Bot(self.token, base_url=self.api_url, base_file_url=self.file_url, request=request,
+                      get_updates_request=request)
         finally:
             await request.shutdown()
 
@@ -268,6 +259,8 @@ class TelegramChannel:
             self.limiter.hold(keys.telegram_rate_chat(chat), retry_seconds(exc))
             raise failure(exc) from None
         except TelegramError as exc:
+            if isinstance(exc, Forbidden) and "blocked" in exc.message.lower():
+                self.blocked(chat, True)  # as if my_chat_member had said so: new tasks go to another channel
             raise failure(exc) from None
 
     def settle(self, settle: Settle) -> None:
@@ -308,46 +301,109 @@ class TelegramChannel:
     # -- receiving --------------------------------------------------------------------------------------
     @staticmethod
     def inbound(update: dict[str, Any]) -> Inbound | None:
-        """A person's text in a private chat with the bot (an Update as JSON), as an ``Inbound``; else None.
+        """A person's message in a private chat with the bot (an Update as JSON), as an ``Inbound``; else None.
 
-        Group chats, the bot's own and other bots' messages and messages with no text are not answers.
-        ``reply_to`` is the replied-to message as ``{chat id}:{message id}``, like ``Delivery.ref``;
-        ``meta.ref`` is the message's own. An ``edited_message`` carries the edited one's ref as
-        ``meta.edit_of`` (and ``reply_to``, which finds the sub-task it answered); a ``callback_query``
-        (a keyboard button pressed) is the button's text, answering its field (``meta.answers``).
+        Read leniently (:mod:`.telegram_updates`): only the chat's id and a sender are needed. Group
+        chats, bots' messages and messages with nothing to read are not answers. The text is the
+        message's, or the caption of its media; files (the largest photo size, a document, voice,
+        video, audio) are listed in ``meta.pending`` and downloaded by the worker
+        (:meth:`complete_inbound`); a message of files only is ``file_only``. ``reply_to`` is the
+        replied-to message as ``{chat id}:{message id}``, like ``Delivery.ref``; ``meta.ref`` is the
+        message's own. An ``edited_message`` carries the edited one's ref as ``meta.edit_of`` (and
+        ``reply_to``, which finds the sub-task it answered); a ``callback_query`` (a keyboard button
+        pressed) is the button's text, answering its field (``meta.answers``).
         """
+        update_id = update.get("update_id")
+        provider_id = str(update_id) if _integer(update_id) else ""
         query = update.get("callback_query")
-        if isinstance(query, dict):  # a button pressed: the message it sits on is optional (it may be too old)
-            sender = query.get("from")
-            raw = query.get("message")
-            if not (isinstance(query.get("id"), str) and isinstance(sender, dict) and _integer(sender.get("id"))
-                    and (raw is None or _shaped(raw))):
-                return None
-        elif not _shaped(update.get("message") or update.get("edited_message")):
-            return None  # no message of a chat (another kind of update), or not in the Bot API's shape
+        if isinstance(query, dict):
+            press = read_press(query)
+            return pressed(press, provider_id or f"cbq:{press['id']}") if press is not None else None
+        read = read_message(update)
+        if read is None:
+            return None
+        chat, message_id = read["chat"], read["message_id"]
+        ref = f"{chat}:{message_id}" if message_id is not None else None
+        meta: dict[str, Any] = {"chat_id": chat, "message_id": message_id}
+        if ref:
+            meta.update({"edit_of": ref} if read["edited"] else {"ref": ref})
+        text = read["text"]
+        if read["album"]:
+            meta["album"] = read["album"]  # photos sent together: the first answers, the others go with it
+        if read["files"]:
+            meta["pending"] = {"files": read["files"]}
+            if not text.strip():
+                text = attached([f["name"] for f in read["files"]])
+                meta["file_only"] = True
+        if read["edited"] and ref is None:
+            return None  # an edit of no message we can name changes nothing
+        reply = read["reply_to"]
+        return Inbound("telegram", str(chat), text,
+                       provider_id=provider_id or f"{chat}:{message_id}:{'e' if read['edited'] else 'm'}",
+                       reply_to=ref if read["edited"] else (f"{chat}:{reply}" if reply is not None else None),
+                       at=read["at"], meta=meta)
+
+    @staticmethod
+    def unreadable(update: dict[str, Any]) -> tuple[str, str] | None:
+        """(chat id, what) for a message that cannot answer (a sticker, a location…): the bot says so."""
+        found = unreadable(update)
+        return (str(found[0]), found[1]) if found else None
+
+    @staticmethod
+    def membership(update: dict[str, Any]) -> tuple[str, str] | None:
+        """(chat id, the bot's new status) of ``my_chat_member`` in a private chat (``kicked``: blocked)."""
+        found = membership(update)
+        return (str(found[0]), found[1]) if found else None
+
+    # -- blocked chats and files, in the worker -----------------------------------------------------------
+    def blocked(self, chat: str, is_blocked: bool) -> None:
+        """Remember that the person blocked the bot (``my_chat_member`` kicked): their chat is no channel
+        for new sub-tasks (:meth:`resolve`) until they unblock it."""
+        if is_blocked:
+            self.r.set(keys.telegram_blocked(chat), "1")
+        else:
+            self.r.delete(keys.telegram_blocked(chat))
+
+    def complete_inbound(self, text: str, meta: dict[str, Any], ident: str) -> tuple[str, dict[str, Any]]:
+        """The message's files downloaded (``getFile``, then the file URL, at most ``max_file`` bytes each).
+        Never raises: a file Telegram does not give is kept by name with the reason."""
+        pending = meta.get("pending")
+        rest = {k: v for k, v in meta.items() if k != "pending"}
+        files = [f for f in (pending.get("files") if isinstance(pending, dict) else None) or [] if isinstance(f, dict)]
+        if files:
+            rest["attachments"] = self._download(files, folder_for(self.files, "telegram", ident))
+        return text, rest
+
+    def _download(self, files: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+        async def urls() -> list[str | BaseException]:
+            async with self.bot() as bot:
+                out: list[str | BaseException] = []
+                for item in files:
+                    if isinstance(item.get("size"), int) and item["size"] > self.max_file:
+                        out.append(ValueError("too large"))
+                        continue
+                    try:
+                        out.append(str((await bot.get_file(str(item["file_id"]))).file_path or ""))
+                    except TelegramError as exc:
+                        out.append(exc)
+                return out
+
         try:
-            parsed = Update.de_json(update, None)
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
-            log.warning("an update that is not a Bot API Update was ignored")
-            return None
-        if parsed.callback_query is not None:
-            return pressed(parsed)
-        edited = parsed.edited_message is not None
-        message = parsed.edited_message or parsed.message
-        if message is None or message.chat.type != "private" or (message.from_user and message.from_user.is_bot):
-            return None
-        text = message.text or message.caption or ""
-        if not isinstance(text, str) or not text.strip():
-            return None
-        chat = message.chat.id
-        ref = f"{chat}:{message.message_id}"
-        reply = message.reply_to_message
-        meta: dict[str, Any] = {"chat_id": chat, "message_id": message.message_id}
-        meta.update({"edit_of": ref} if edited else {"ref": ref})
-        when = (message.edit_date if edited and message.edit_date else message.date).timestamp()
-        return Inbound("telegram", str(chat), text, provider_id=str(parsed.update_id),
-                       reply_to=ref if edited else (f"{chat}:{reply.message_id}" if reply else None), at=when,
-                       meta=meta)
+            found = self.call(urls())
+        except (TelegramError, OSError) as exc:
+            found = [exc for _ in files]
+        saved: list[dict[str, Any]] = []
+        used: set[str] = set()
+        for item, url in zip(files, found, strict=True):
+            name = str(item.get("name") or "file")
+            if isinstance(url, ValueError):
+                saved.append({"name": name, "error": f"larger than {self.max_file:,} bytes: not kept"})
+            elif isinstance(url, BaseException) or not url:
+                # getFile refuses files over 20 MB (the Bot API's own limit for bots)
+                saved.append({"name": name, "error": f"Telegram did not give the file ({url or 'no path'})"})
+            else:
+                saved.append(download(url, folder, name, item.get("content_type"), used, limit=self.max_file))
+        return saved
 
     @staticmethod
     def command(text: str) -> tuple[str, str] | None:

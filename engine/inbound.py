@@ -16,8 +16,9 @@ from datetime import date, datetime
 from typing import Any
 
 from . import keys
+from .bounds import check_value
 from .conversation import CLOSED_TEXT, MAX_TEXT, NOT_OPEN_TEXT, Conversations
-from .errors import TaskbotError
+from .errors import InvalidInput, TaskbotError
 from .hours import zone
 from .inbox import Inbox
 from .lateness import takes_answer
@@ -28,7 +29,7 @@ from .questions import merge, widget
 from .revisions import Revisions
 from .runs import Runs
 from .schedules import Schedules
-from .scripted import Turn, edit_turn, scripted_turn
+from .scripted import Turn, edit_turn, file_turn, scripted_turn
 from .store import Store, decode_hash, dumps, message
 from .subtasks import Subtasks
 
@@ -89,6 +90,8 @@ class InboundProcessor:
         msg = decode_hash(self.r.hgetall(keys.inbound(iid)))
         if not msg:
             return None
+        if msg.get("state") == "stored" and '"pending"' in msg.get("meta", ""):
+            msg = self._complete(iid, msg)
         sid = msg.get("sid") or None  # routed when it was received
         if sid is None:
             self._direct(iid, msg)
@@ -115,8 +118,29 @@ class InboundProcessor:
                 self.revisions.complete_late(sid)  # it had timed out: a late answer, when its task takes them
         return None
 
+    def _complete(self, iid: str, msg: dict[str, str]) -> dict[str, str]:
+        """What the adapter left for the worker (``meta.pending``: a name to look up, a file to download,
+        which must not hold up the provider's ack) done by the adapter (:class:`.ports.Completes`), and
+        kept: a re-run after a crash finds it done. Without the adapter the message stays as received."""
+        meta = json.loads(msg.get("meta") or "{}")
+        if "pending" not in meta:
+            return msg
+        adapter = self.outbox.channel(msg["channel"])
+        finish = getattr(adapter, "complete_inbound", None)
+        text, done = msg["text"], {k: v for k, v in meta.items() if k != "pending"}
+        if finish is not None:
+            try:
+                text, done = finish(msg["text"], meta, msg.get("provider_id") or iid)
+                check_value({"text": text, "meta": done})
+            except InvalidInput as exc:  # the adapter's text cannot be stored: the message as received
+                log.warning("message %s kept as received: %s", iid, exc)
+                text, done = msg["text"], {k: v for k, v in meta.items() if k != "pending"}
+        self.r.hset(keys.inbound(iid), mapping={"text": text, "meta": dumps(done)})
+        return {**msg, "text": text, "meta": dumps(done)}
+
     def _bounced(self, sid: str, msg: dict[str, str]) -> bool:
-        """A bounce is never an answer; a hard one fails the sub-task with what the mail system said.
+        """A bounce is never an answer; a hard one moves the sub-task to the participant's next usable
+        channel (:meth:`.subtasks.Subtasks.reroute`), or fails it with what the mail system said.
 
         The channel adapter puts ``bounce`` in the meta and routes it by the copy of the bot's own
         mail, so the sub-task is the one whose mail came back. A soft bounce (a delay) changes nothing.
@@ -127,8 +151,9 @@ class InboundProcessor:
         channel, address = (v.decode() if v else "" for v in self.r.hmget(keys.sub(sid), ["channel", "address"]))
         if bounce.get("hard") and channel == msg["channel"]:
             status = f" ({bounce['status']})" if bounce.get("status") else ""
-            self.subtasks.finish(sid, "failed", f"{channel} to {bounce.get('recipient') or address} bounced"
-                                                f"{status}: {bounce.get('reason') or 'no reason given'}")
+            # the person's next usable channel, else failed with what the mail system said
+            self.subtasks.reroute(sid, f"{channel} to {bounce.get('recipient') or address} bounced"
+                                       f"{status}: {bounce.get('reason') or 'no reason given'}")
         else:
             log.info("soft bounce for sub-task %s: %s", sid, bounce.get("reason"))
         return True
@@ -154,8 +179,10 @@ class InboundProcessor:
         text = text[:MAX_TEXT]
         at = float(msg["at"])
         meta = json.loads(msg.get("meta") or "{}")
-        extra = {k: meta[k] for k in ("attachments",) if meta.get(k)}
+        extra = {k: meta[k] for k in ("attachments", "album") if meta.get(k)}
         auto = bool(meta.get("auto_reply"))
+        # the later files of an album (photos sent together) belong with its first message: kept, no answer
+        more = bool(meta.get("file_only") and meta.get("album") and self._in_album(sid, str(meta["album"])))
 
         def apply(p: Any) -> dict[str, str] | None:
             sub = decode_hash(p.hgetall(keys.sub(sid)))
@@ -166,10 +193,11 @@ class InboundProcessor:
             entries = [message("user", text, at, **extra)]
             if cut:
                 entries.append(message("system", f"The message was cut to {MAX_TEXT:,} characters.", now))
-            if auto:
-                # An out-of-office or other automatic reply is kept, but it is no answer.
+            if auto or more:
+                # An out-of-office or other automatic reply is kept, but it is no answer; so is an album's later file.
                 p.multi()
-                p.rpush(keys.sub_conv(sid), message("user", text, at, auto_reply=True, **extra))
+                p.rpush(keys.sub_conv(sid), message("user", text, at, **({"auto_reply": True} if auto else {}),
+                                                    **extra))
                 p.hset(keys.inbound(iid), mapping={"state": "replied", "sid": sid, "done": "0"})
                 msg.update(state="replied", sid=sid, done="0")
                 return sub
@@ -230,14 +258,21 @@ class InboundProcessor:
                              today=today)
             turn = replace(turn, cursor=cursor)
         else:
-            turn = scripted_turn(fields, cursor, text, data=data, today=today, answers=meta.get("answers"),
-                                 about=self.store.definition_of(sub["run_id"]).name)
+            names = [str(a.get("name")) for a in meta.get("attachments") or [] if isinstance(a, dict)]
+            refused = file_turn(fields, cursor, names) if meta.get("file_only") else None
+            turn = refused or scripted_turn(fields, cursor, text, data=data, today=today,
+                                            answers=meta.get("answers"),
+                                            about=self.store.definition_of(sub["run_id"]).name)
         marks: dict[str, Any] = {"edit_of": edit} if edit else {}
         if len(turn.record) == 1 and (meta.get("ref") or edit):
             marks.update(ref=edit or meta["ref"], field=next(iter(turn.record)))
         elif meta.get("answers") and turn.record:
             marks["field"] = next(iter(turn.record))
         return turn, message("user", text, at, **extra, **marks)
+
+    def _in_album(self, sid: str, album: str) -> bool:
+        """Whether a message of this album (Telegram's ``media_group_id``) is in the conversation already."""
+        return any(json.loads(raw).get("album") == album for raw in self.r.lrange(keys.sub_conv(sid), -20, -1))
 
     def _answered(self, sid: str, ref: str) -> str | None:
         """The field the message ``ref`` (a channel's own id for it) last gave the answer to."""

@@ -19,6 +19,7 @@ Layout (all under ``taskbot:``)::
     telegram:rate:bot         zset   times of the bot's sends in the last second (the adapter's sliding-window limiter)
     telegram:rate:chat:{id}   zset   the same for one chat; `…:hold` (string, TTL) while Telegram's retry_after lasts
     telegram:parts:{key}      hash   part number -> ref of a long message's parts already sent (TTL)
+    telegram:blocked:{id}     string the person in this private chat blocked the bot (my_chat_member kicked)
     email:subject:{msgid}     string subject of an opening email, by its Message-ID (chases say Re: to it; TTL)
     email:poll:due            string exists until the next IMAP poll may be queued (TASKBOT_IMAP_POLL)
     email:poll:lock           string held by the one IMAP poll running (TTL, renewed per batch)
@@ -246,6 +247,10 @@ def telegram_update(update_id: str) -> str:
 
 def telegram_rate_chat(chat_id: str) -> str:
     return f"{PREFIX}telegram:rate:chat:{chat_id}"
+
+
+def telegram_blocked(chat_id: str) -> str:
+    return f"{PREFIX}telegram:blocked:{chat_id}"
 
 
 def telegram_parts(key: str) -> str:

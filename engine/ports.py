@@ -100,6 +100,11 @@ class Inbound:
     so a later edit of it can change the answer it gave; ``edit_of``: the ``ref`` of the message
     this one is an edit of; and for a click, ``answers`` (the field key the button belongs to)
     and ``settle`` (what the channel needs to update the clicked message, see :class:`Settle`).
+    ``file_only``: the message is files and nothing else (its text names them): an answer to a
+    ``text`` field only. ``album``: files sent together (Telegram's ``media_group_id``) come as one
+    message each; the first is the answer, the later ones of the same album are kept with it.
+    ``pending``: what the adapter still has to do in a worker (look a name up, download a file),
+    which must not hold up the provider's acknowledgement (:class:`Completes`).
     """
 
     channel: str
@@ -122,6 +127,16 @@ class Channel(Protocol):
 
     def send(self, message: Outbound) -> Delivery:
         """Deliver one message; raise :class:`DeliveryFailed` when it cannot be."""
+        ...
+
+
+class Completes(Protocol):
+    """An adapter whose messages may need work after the ack (``meta.pending``): done in the worker
+    that applies the message, before it is applied, once."""
+
+    def complete_inbound(self, text: str, meta: dict[str, Any], ident: str) -> tuple[str, dict[str, Any]]:
+        """The message's final text and meta (``pending`` gone); ``ident`` names it (its provider id).
+        Never raises: what cannot be done leaves the message as it was received."""
         ...
 
 

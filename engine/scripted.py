@@ -68,6 +68,16 @@ def _asking(fields: list[FieldSpec], cursor: int, reply: str, record: dict[str, 
     return Turn(reply=f"{reply}\n\n{ask(fields[cursor])}", cursor=cursor, record=record or {}, asks=cursor)
 
 
+def file_turn(fields: list[FieldSpec], cursor: int, names: list[str]) -> Turn | None:
+    """A message that is files only answers a ``text`` field (its files' names are recorded); a
+    typed field needs a typed answer: the person is told, and asked again (None: not this case)."""
+    if cursor >= len(fields) or fields[cursor].type == "text":
+        return None
+    what = ", ".join(names) or "your file"
+    return _asking(fields, cursor, f"Thanks, I kept {what}. This question needs a typed answer "
+                                   f"({fields[cursor].type}), not a file: please write it.")
+
+
 def scripted_turn(fields: list[FieldSpec], cursor: int, text: str, *, data: dict[str, Any] | None = None,
                   today: date | None = None, about: str = "", answers: str | None = None) -> Turn:
     """Record ``text`` as the field at ``cursor`` and ask the next one.

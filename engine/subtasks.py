@@ -26,6 +26,7 @@ from .model import ChaseSpec, Contact, TaskState
 from .outbox import Outbox
 from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
 from .questions import widget
+from .scripted import ask
 from .selection import select_channel
 from .store import Store, message
 
@@ -223,8 +224,11 @@ class Subtasks:
             return
         pid = sub["participant_id"]
         contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        tried = (sub.get("rerouted_from") or "").split(",")  # channels it was moved away from (reroute)
         try:
-            self.open(run, sub, contact, self.store.assistant_of(run).channels)
+            self.open(run, sub, contact, [c for c in self.store.assistant_of(run).channels if c not in tried])
+            if sub.get("rerouted_from"):
+                self._resume(sid)
         except DeliveryFailed as exc:
             if exc.permanent:
                 self.finish(sid, "failed", exc.reason)
@@ -339,6 +343,101 @@ class Subtasks:
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
 
         self.r.transaction(mark, keys.sub(sid))
+
+    # -- moving to another channel ---------------------------------------------------
+    def reroute(self, sid: str, reason: str) -> str | None:
+        """The sub-task's channel can no longer reach its participant (a Telegram chat that blocked the
+        bot, an email address that hard-bounced): open it again on their next usable channel, in SPEC
+        §4's order without the channels tried already, or fail it with ``reason`` when there is none.
+
+        The owner sees why in the sub-task's ``reason`` (and a ``subtask.rerouted`` event, a note in the
+        conversation); answers recorded so far stay, and the questions go on from where they were.
+
+        Returns:
+            the channel it moved to, or None (failed, or final already).
+        """
+        try:
+            sub = self.store.sub_fields(sid)
+        except NotFound:
+            return None
+        if sub["status"] not in ("pending", "running"):
+            return None
+        run = self.store.run_fields(sub["run_id"])
+        pid = sub["participant_id"]
+        contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
+        tried = {c for c in (sub.get("rerouted_from") or "").split(",") if c} | {sub.get("channel") or ""}
+        tried.discard("")
+        enabled = [c for c in self.store.assistant_of(run).channels if c not in tried]
+        selected = select_channel(contact, enabled, self.outbox.channels)
+        if isinstance(selected, str):
+            self.finish(sid, "failed", reason)
+            return None
+        now = self.clock.now()
+        moved = f"{reason}; moved to {selected.channel}"
+        old = (sub.get("channel"), sub.get("address"))
+
+        def move(p: Any) -> bool:
+            if p.hget(keys.sub(sid), "status") not in (b"pending", b"running"):
+                return False
+            p.multi()
+            if old[0] and old[1]:
+                p.zrem(keys.active(old[0], old[1]), sid)
+            p.hdel(keys.sub(sid), "channel", "address", "thread", "open_at")
+            p.hset(keys.sub(sid), mapping={"status": "pending", "rerouted_from": ",".join(sorted(tried)),
+                                            "reason": moved, "chases_sent": 0, "last_chase_at": 0})
+            p.srem(keys.sub_sent(sid), "open", *(f"chase:{n}" for n in range(1, int(sub.get("chases_sent") or 0) + 1)))
+            p.rpush(keys.sub_conv(sid), message("system", moved, now, kind="reroute"))
+            self.events.emit(p, "subtask.rerouted", run_id=run["id"], subtask_id=sid, reason=reason,
+                             channel=selected.channel, participant_id=pid)
+            return True
+
+        if not self.r.transaction(move, keys.sub(sid), value_from_callable=True):
+            return None
+        try:
+            self.open(run, self.store.sub_fields(sid), contact, enabled)
+        except DeliveryFailed as exc:
+            if exc.permanent:
+                self.finish(sid, "failed", f"{moved}, which refused it too: {exc.reason}")
+                return None
+            log.warning("opening %s on %s deferred: %s", sid, selected.channel, exc.reason)
+            self.schedule_check(sid, now + (exc.retry_after or self.leases.lease_seconds))
+            return selected.channel
+        except Exception:  # it is pending on no channel now: the chase check opens it later (_open_due)
+            log.exception("opening %s on %s failed; it will be retried", sid, selected.channel)
+            self.schedule_check(sid, now + self.leases.lease_seconds)
+            return selected.channel
+        self._resume(sid)
+        return selected.channel
+
+    def _resume(self, sid: str) -> None:
+        """After a move, the opening asks the first question again: say which one is next, so an answer is not
+        recorded under the wrong question (scripted fields; a model has the whole conversation)."""
+        sub = self.store.sub_fields(sid)
+        fields = self.store.fields_of(sub["run_id"], int(sub["step"])) if sub.get("kind") != "conversation" else []
+        cursor = int(sub.get("cursor") or 0)
+        channel = sub.get("channel") or ""
+        if sub["status"] != "running" or not 0 < cursor < len(fields) or not channel:
+            return
+        key = f"resume:{channel}"
+        if self.outbox.claim(sid, key) != 1:
+            return
+        text = f"Your earlier answers are kept; here is the next question.\n\n{ask(fields[cursor])}"
+        question = widget(fields[cursor])
+        try:
+            delivery = self.outbox.send(Outbound(Address(channel, sub["address"]), text, key=f"{sid}:{key}",
+                                                 kind="reply", thread=sub.get("thread"), subtask_id=sid,
+                                                 reply_token=sub.get("token"), question=question,
+                                                 subject=self.store.definition_of(sub["run_id"]).name))
+        except DeliveryFailed as exc:
+            self.outbox.unclaim(sid, key)
+            log.warning("the next question after moving %s was not sent: %s", sid, exc.reason)
+            return
+        with self.r.pipeline() as p:
+            p.rpush(keys.sub_conv(sid), message("assistant", text, self.clock.now(), kind="reply",
+                                                **({"question": question.to_dict()} if question else {})))
+            self.outbox.mark_sent(p, sid, key)
+            self.outbox.remember_ref(p, channel, delivery.ref, sid)
+            p.execute()
 
     # -- the final transition -------------------------------------------------------
     def finish(self, sid: str, status: str, reason: str = "") -> bool:

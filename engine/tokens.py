@@ -97,6 +97,22 @@ class Tokens:
         # A contact removed from the directory still owns what names its id.
         return person(contact or Contact(id=contact_id))
 
+    def holder(self, prefix: str) -> tuple[str, Caller] | None:
+        """The stored digest of the token with this prefix and who it stands for; None once it is revoked.
+
+        A dashboard session signed in with a person's token keeps only the prefix and a MAC over
+        this digest, never the token: each page view asks here again, so revoking the token ends
+        the session at once (and a new token that happened to get the same prefix opens nothing).
+        """
+        head = prefix_of(prefix)
+        raw = self.r.hget(keys.TOKENS, head) if head is not None else None
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        self._touch(keys=[keys.TOKENS, keys.TOKENS_USED], args=[head, self.clock.now()])
+        contact = self.store.find_contacts([record["contact_id"]]).get(record["contact_id"])
+        return str(record["sha256"]), person(contact or Contact(id=record["contact_id"]))
+
     def revoke(self, text: str) -> dict[str, Any]:
         """Revoke a token named by its prefix (``tb_1a2b3c4d``, ``1a2b3c4d``) or given whole.
 

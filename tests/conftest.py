@@ -44,11 +44,12 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def env(redis_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment a taskbot process of this test gets (also set in this process)."""
-    # tests not about working hours must pass at any hour of any day
+    # tests not about working hours must pass at any hour of any day; files received go to the test's folder
     values = {"TASKBOT_REDIS_URL": redis_url, "TASKBOT_LEASE_SECONDS": "3", "TASKBOT_SCHEDULER_INTERVAL": "0.2",
-              "TASKBOT_PUBLIC_URL": "http://testserver", "TASKBOT_WORKING_HOURS": "always"}
+              "TASKBOT_PUBLIC_URL": "http://testserver", "TASKBOT_WORKING_HOURS": "always",
+              "TASKBOT_DATA_DIR": str(tmp_path / "taskbot-data")}
     for k, v in values.items():
         monkeypatch.setenv(k, v)
     from bot import bootstrap

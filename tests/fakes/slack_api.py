@@ -6,8 +6,11 @@ call (and every POST to a ``response_url``), and can be told to fail the next ca
 calls in any minute (Tier 2: 20, Tier 3: 50, Tier 4: 100), ``chat.postMessage`` to ``channel_rate``
 a second per channel (1) and ``post_rate`` a second in all (the workspace's limit, 5 unless set),
 answering HTTP 429 with ``Retry-After`` beyond them and counting those (``limited``).
-``users.list`` pages with ``limit`` and ``cursor``. ``SlackSender`` posts to the app what Slack
-would: events, slash commands and modal submissions, signed with the signing secret.
+``users.list`` pages with ``limit`` and ``cursor``; ``users.info`` and ``conversations.info`` answer from
+the users and channels added. Files added with ``add_file`` are served at their ``url_private``, as
+files.slack.com does: to the bot token only (anything else gets Slack's HTML sign-in page).
+``SlackSender`` posts to the app what Slack would: events, slash commands and modal submissions,
+signed with the signing secret.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ BOT_ID = "B_BOT"
 TEAM = "T_TEST"
 #: Each method's tier, from its "Rate limits" fact in Slack's reference (the fake's own table, not taskbot's).
 TIERS = {"users.list": 2, "users.lookupByEmail": 3, "conversations.open": 3, "chat.update": 3, "users.info": 4,
-         "views.open": 4, "views.update": 4, "views.push": 4, "chat.postEphemeral": 4}
+         "conversations.info": 3, "views.open": 4, "views.update": 4, "views.push": 4, "chat.postEphemeral": 4}
 
 
 @dataclass
@@ -77,6 +80,8 @@ class FakeSlack:
     _outbox: queue.Queue[str] = field(default_factory=queue.Queue)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)
     _windows: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    #: files served at /files-pri/{team}-{id}/{name}: path -> (bytes, mimetype)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
     # -- set-up ----------------------------------------------------------------------------
     def start(self) -> FakeSlack:
@@ -147,6 +152,19 @@ class FakeSlack:
     def add_channel(self, name: str, channel_id: str) -> None:
         self.channels[name] = channel_id
 
+    def add_file(self, fid: str, name: str, data: bytes, mimetype: str = "application/octet-stream",
+                 *, user: str = "U111") -> dict[str, Any]:
+        """Serve ``data`` as file ``fid``; the ``files[]`` object a message event carries for it."""
+        path = f"/files-pri/{TEAM}-{fid}/{name}"
+        self.files[path] = (data, mimetype)
+        return {"id": fid, "created": int(time.time()), "timestamp": int(time.time()), "name": name, "title": name,
+                "mimetype": mimetype, "filetype": name.rpartition(".")[2], "user": user, "editable": False,
+                "size": len(data), "mode": "hosted", "is_external": False, "external_type": "", "is_public": False,
+                "public_url_shared": False, "display_as_bot": False, "username": "",
+                "url_private": f"{self.base}{path}",
+                "url_private_download": f"{self.base}/files-pri/{TEAM}-{fid}/download/{name}",
+                "permalink": f"https://test.slack.com/files/{user}/{fid}/{name}", "has_rich_preview": False}
+
     def fail_next(self, method: str, *, error: str | None = None, status: int = 200,
                   retry_after: int | None = None, times: int = 1, after: int = 0) -> None:
         """Make the next ``times`` calls of ``method`` fail (once ``after`` more have gone through): ``error``
@@ -181,6 +199,8 @@ class FakeSlack:
             with self._lock:
                 self.responses.setdefault(url.path.rsplit("/", 1)[-1], []).append(json.loads(raw))
             return self._send(request, 200, "ok", content_type="text/plain")
+        if url.path.startswith("/files-pri/"):
+            return self._file(request, url.path)
         method = url.path.removeprefix("/api/")
         args: dict[str, Any] = dict(parse_qsl(url.query))
         if "json" in (request.headers.get("Content-Type") or ""):
@@ -206,6 +226,22 @@ class FakeSlack:
             return self._send(request, 429, {"ok": False, "error": "ratelimited"},
                               headers={"Retry-After": str(max(1, math.ceil(wait)))})
         self._send(request, 200, self._answer(method, args))
+
+    def _file(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        with self._lock:
+            self.calls.append(Call("files.download", {"path": path}, time.time()))
+        found = self.files.get(path.replace("/download/", "/"))
+        if request.headers.get("Authorization") != f"Bearer {self.token}":  # files.slack.com's sign-in page
+            return self._send(request, 200, "<!DOCTYPE html><html>Sign in</html>", content_type="text/html")
+        if found is None:
+            return self._send(request, 404, "Not found", content_type="text/plain")
+        data, mimetype = found
+        request.send_response(200)
+        request.send_header("Content-Type", mimetype)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+        return None
 
     def _rate_limit(self, method: str, a: dict[str, Any], now: float) -> float:
         """0 when the call is within Slack's limits (it is counted), else the seconds until it would be."""
@@ -276,6 +312,11 @@ class FakeSlack:
         if method == "users.info":
             user = self.users.get(str(a.get("user")))
             return {**ok, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "conversations.info":
+            names = {cid: name for name, cid in self.channels.items()}
+            cid = str(a.get("channel"))
+            return {**ok, "channel": {"id": cid, "name": names[cid], "is_channel": True}} if cid in names \
+                else {"ok": False, "error": "channel_not_found"}
         if method == "views.open":
             view = json.loads(a["view"]) if isinstance(a.get("view"), str) else a.get("view")
             return {**ok, "view": {**(view or {}), "id": "V_TEST", "state": {"values": {}}}}

@@ -2,8 +2,9 @@
 
 ``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
 ``FakeTelegram`` answers the Bot API methods taskbot uses (``getMe``, ``sendMessage``,
-``answerCallbackQuery``, ``editMessageReplyMarkup``, ``setWebhook``, ``deleteWebhook``, ``getUpdates``)
-with the Bot API's JSON shapes at ``/bot<token>/<method>``, reads form-encoded (python-telegram-bot's
+``answerCallbackQuery``, ``editMessageReplyMarkup``, ``setWebhook``, ``deleteWebhook``, ``getUpdates``,
+``getFile``) with the Bot API's JSON shapes at ``/bot<token>/<method>``, serves the files added with
+``add_file`` at ``/file/bot<token>/<file_path>`` as Telegram does, reads form-encoded (python-telegram-bot's
 way) and JSON bodies, and records every call with the time it arrived. Like Telegram, it answers
 ``sendMessage`` with a 429 and ``parameters.retry_after`` past its flood limits: more than ``rate``
 messages in any second (30) or ``chat_rate`` to one chat (1); it counts those refusals
@@ -71,6 +72,8 @@ class FakeTelegram:
     _sent_at: deque[float] = field(default_factory=deque)
     _chat_sent_at: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _server: ThreadingHTTPServer | None = None
+    #: file_id -> (file_path, bytes): what getFile tells and the file URL serves
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
     # -- set-up --------------------------------------------------------------------------------
     def start(self) -> FakeTelegram:
@@ -85,6 +88,11 @@ class FakeTelegram:
         """What TASKBOT_TELEGRAM_API_URL points at (python-telegram-bot's ``base_url``)."""
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+
+    def add_file(self, file_id: str, data: bytes, file_path: str) -> dict[str, Any]:
+        """Serve ``data`` as ``file_id``; the file fields a message carries for it (file_id, unique id, size)."""
+        self.files[file_id] = (file_path, data)
+        return {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": len(data)}
 
     # -- scripting -----------------------------------------------------------------------------------
     def block(self, chat_id: int | str, description: str = "Forbidden: bot was blocked by the user") -> None:
@@ -127,6 +135,8 @@ class FakeTelegram:
             args.update(json.loads(raw or "{}"))
         elif raw:
             args.update({k: json.loads(v) if k in JSON_FIELDS else v for k, v in parse_qsl(raw)})
+        if url.path.startswith("/file/bot"):
+            return self._file(request, url.path)
         token, _, method = url.path.removeprefix("/bot").partition("/")
         call = Call(method, args, arrived)
         with self._lock:
@@ -151,6 +161,20 @@ class FakeTelegram:
                               {"ok": False, "error_code": result.status, "description": result.description})
         args["result"] = result
         self._send(request, 200, {"ok": True, "result": result})
+
+    def _file(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        token, _, file_path = path.removeprefix("/file/bot").partition("/")
+        with self._lock:
+            self.calls.append(Call("file", {"file_path": file_path}, time.time()))
+        found = [data for fp, data in self.files.values() if fp == file_path]
+        if token != self.token or not found:
+            return self._send(request, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
+        request.send_response(200)
+        request.send_header("Content-Type", "application/octet-stream")
+        request.send_header("Content-Length", str(len(found[0])))
+        request.end_headers()
+        request.wfile.write(found[0])
+        return None
 
     def _refusal(self, method: str, args: dict[str, Any], now: float) -> Refusal | None:
         if method != "sendMessage":
@@ -214,6 +238,12 @@ class FakeTelegram:
             if a.get("reply_markup"):
                 edited["reply_markup"] = a["reply_markup"]
             return {**edited, "edit_date": int(time.time())}
+        if method == "getFile":
+            if str(a.get("file_id")) not in self.files:
+                return Refusal(400, "Bad Request: invalid file_id")
+            file_path, data = self.files[str(a["file_id"])]
+            return {"file_id": a["file_id"], "file_unique_id": f"u-{a['file_id']}", "file_size": len(data),
+                    "file_path": file_path}
         if method == "setWebhook":
             if self.webhook_refusal:
                 return Refusal(400, self.webhook_refusal)

@@ -136,3 +136,14 @@ def test_a_mail_system_notice_is_a_bounce_even_when_it_reads_nothing(tmp_path, s
     inbound = read_raw(mail(subject, sender), tmp_path)
     assert inbound.meta["auto_reply"] is True
     assert inbound.meta["bounce"]["hard"] is (subject != "Hello")  # no status, no verdict: a failure subject
+
+
+@pytest.mark.parametrize("sender", ['"', "a@", "MAILER-DAEMON <", '"Mail Delivery System"<'])
+def test_a_from_header_the_mail_parser_cannot_read_is_read_as_written(tmp_path, sender):
+    # the stdlib's address parser raises IndexError on these instead of noting a defect (found by the fuzz test)
+    raw = (f"From: {sender}\r\nTo: tasks@example.com\r\nSubject: Undeliverable: Weekly status\r\n"
+           "X-Failed-Recipients: bob@example.org\r\n\r\nThis message could not be delivered.\r\n").encode()
+    inbound = parse(raw, OURS, tmp_path)
+    assert inbound is None or inbound.meta["auto_reply"] is True
+    if inbound is not None:
+        assert inbound.meta["bounce"]["recipient"] == "bob@example.org"
