@@ -95,11 +95,13 @@ class ApiTokenGate:
         if path == "/api" or path.startswith("/api/"):
             headers = dict(scope.get("headers") or [])
             raw = headers.get(b"authorization")
-            app = scope.get("app")
-            engine = getattr(getattr(app, "state", None), "engine", None)
+            authorization = raw.decode("latin-1") if raw is not None else None
+            tokens = getattr(getattr(getattr(scope.get("app"), "state", None), "engine", None), "tokens", None)
             try:
-                caller = await run_in_threadpool(api_caller, self.settings, getattr(engine, "tokens", None),
-                                                 raw.decode("latin-1") if raw is not None else None)
+                if PREFIX in (authorization or ""):  # a person's token: looked up in Redis, off the event loop
+                    caller = await run_in_threadpool(api_caller, self.settings, tokens, authorization)
+                else:  # the admin's, or none: compared here, no I/O
+                    caller = api_caller(self.settings, None, authorization)
             except redis.RedisError:  # a person's token is looked up in Redis; say so as every route does
                 response = JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "1"})
                 await response(scope, receive, send)
