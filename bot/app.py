@@ -28,6 +28,7 @@ from engine.views import chat_view
 
 from . import pages
 from .api import EngineDep, api
+from .apidocs import mount_docs
 from .dashboard import dashboard, is_dashboard_page
 from .guards import ApiTokenGate, CloseWhenUnread, on_http_error, on_request_invalid
 from .logs import redact_uvicorn_logs
@@ -250,11 +251,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
     # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
     app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
-                     max_body_size=settings.max_body)
+                     max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py has them
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
+    mount_docs(app)  # before /static: its files are under /static/apidocs
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)
