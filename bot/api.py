@@ -150,7 +150,7 @@ def list_tasks(engine: EngineDep, caller: CallerDep) -> list[dict[str, Any]]:
     return [definition_json(d) for d in visible_tasks(caller, engine.store.list_definitions())]
 
 
-@api.post("/tasks", status_code=201, tags=["tasks"], response_model=TaskOut, responses=errors(403, 413, 422))
+@api.post("/tasks", status_code=201, tags=["tasks"], response_model=TaskOut, responses=errors(403, 400, 413, 422))
 def create_task(body: DefinitionBody, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Validate and store a definition (refused whole, field named, when wrong); same id replaces. Admin only:
     a definition says whom taskbot messages and where it posts reports."""
@@ -163,7 +163,7 @@ def get_task(task_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, An
     return definition_json(task_for(engine, caller, task_id))
 
 
-@api.put("/tasks/{task_id}", tags=["tasks"], response_model=TaskOut, responses=errors(403, 413, 422))
+@api.put("/tasks/{task_id}", tags=["tasks"], response_model=TaskOut, responses=errors(403, 400, 413, 422))
 def put_task(task_id: str, body: DefinitionBody, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Store the definition under this id (created or replaced). Admin only, as ``POST /api/tasks``."""
     admin_only(caller, "writing a task definition")
@@ -200,7 +200,7 @@ def trigger(engine: Engine, caller: Caller, response: Response, task_id: str, da
     return started(rid, response)
 
 
-STARTS = {**errors(404, 413, 422), 409: {"description": "the task is inactive, or the Idempotency-Key started "
+STARTS = {**errors(404, 400, 413, 422), 409: {"description": "the task is inactive, or the Idempotency-Key started "
                                                         "another task", "model": errors(409)[409]["model"]}}
 
 
@@ -296,7 +296,7 @@ def list_schedules(engine: EngineDep, caller: CallerDep) -> list[dict[str, Any]]
 
 
 @api.post("/schedules", status_code=201, tags=["schedules"], response_model=Schedule,
-          responses={**errors(404, 413, 422), 409: {"description": "the task is inactive",
+          responses={**errors(404, 400, 413, 422), 409: {"description": "the task is inactive",
                                                     "model": errors(409)[409]["model"]}})
 def create_schedule(body: ScheduleRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """A cron schedule for a task: refused (422, ``cron`` named) unless five fields that fire some day."""
@@ -334,7 +334,7 @@ def get_contact(contact_id: str, engine: EngineDep, caller: CallerDep) -> dict[s
     return contact_json(contact)
 
 
-@api.put("/contacts/{contact_id}", tags=["directory"], response_model=ContactOut, responses=errors(403, 413, 422))
+@api.put("/contacts/{contact_id}", tags=["directory"], response_model=ContactOut, responses=errors(403, 400, 413, 422))
 def put_contact(contact_id: str, body: ContactBody, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     admin_only(caller, "writing the directory")
     if "id" in body and body["id"] != contact_id:
@@ -353,7 +353,7 @@ def get_dataset(name: str, engine: EngineDep, caller: CallerDep) -> Dataset:
     return Dataset(name=name, rows=engine.store.get_dataset(name))
 
 
-@api.put("/datasets/{name}", tags=["directory"], response_model=DatasetStored, responses=errors(403, 413, 422))
+@api.put("/datasets/{name}", tags=["directory"], response_model=DatasetStored, responses=errors(403, 400, 413, 422))
 def put_dataset(name: str, body: RowsBody, engine: EngineDep, caller: CallerDep) -> DatasetStored:
     """Replace a dataset's rows: a list of objects, or ``{"rows": [...]}``."""
     admin_only(caller, "writing the directory")

@@ -209,7 +209,7 @@ def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str] | No
     return RedirectResponse(f"/chat/{token}", status_code=303)
 
 
-@chat.get("/chat/{token}/messages")
+@chat.get("/chat/{token}/messages", responses={404: {"description": "no such chat"}})
 def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dict[str, Any]]:
     """The conversation as ``{role, text, at}`` (roles: user, assistant, system); a message that asks a typed
     question has ``question`` (``{key, type, options}``), which the page shows as buttons or a date field."""

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.access import Caller, admin
@@ -158,9 +159,28 @@ async def on_request_invalid(request: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at this path (what ``Allow`` on a 405 must list).
+
+    Starlette's own 405 lists the methods of the first route whose path matched, so a path with
+    one route per method (``GET``, ``PUT`` and ``DELETE /api/tasks/{id}``) got ``Allow: GET, HEAD``.
+    """
+    routes = request.app.router.routes
+    return [m for m in METHODS
+            if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes)]
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8)."""
+    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8); a 405's
+    ``Allow`` listing every method the path takes."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        return await http_exception_handler(request, HTTPException(405, exc.detail, headers={
+            **(exc.headers or {}), "Allow": ", ".join(allowed)}))
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, RecursionError):
         reason = f"JSON nested deeper than {MAX_DEPTH} levels"

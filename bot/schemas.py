@@ -52,7 +52,8 @@ class Invalid(BaseModel):
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error responses a route can give, documented with their bodies."""
-    said = {401: ("missing or wrong bearer token (admin's or a person's)", Error),
+    said = {400: ("the body cannot be read as JSON (is it UTF-8?)", Invalid),
+            401: ("missing or wrong bearer token (admin's or a person's)", Error),
             403: ("a person's token: this needs the admin's token", Error),
             404: ("no such thing, or (with a person's token) not theirs", Error),
             409: ("its state refuses it", Error),
