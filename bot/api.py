@@ -38,6 +38,7 @@ from .schemas import (
     RunSummary,
     Schedule,
     ScheduleRequest,
+    ScheduleSwitch,
     Shaped,
     TriggerRequest,
     errors,
@@ -311,6 +312,16 @@ def delete_schedule(schedule_id: str, engine: EngineDep, caller: CallerDep) -> R
         raise NotFound("schedule", schedule_id)
     engine.schedules.delete(schedule_id)
     return Response(status_code=204)
+
+
+@api.patch("/schedules/{schedule_id}", tags=["schedules"], response_model=Schedule,
+           responses=errors(400, 404, 413, 422))
+def switch_schedule(schedule_id: str, body: ScheduleSwitch, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
+    """Switch a schedule off (it keeps its place and data, and starts no run) or on again (from the next slot)."""
+    owner = engine.schedules.owner(schedule_id)
+    if not may(caller, "schedule" if body.enabled else "unschedule", owner):
+        raise NotFound("schedule", schedule_id)
+    return schedule_view(engine.schedules.set_enabled(schedule_id, body.enabled))
 
 
 # -- the directory -------------------------------------------------------------------------------------------

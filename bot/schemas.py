@@ -83,6 +83,11 @@ class ScheduleRequest(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="gathered data each run starts with")
 
 
+class ScheduleSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(description="false: kept, but starts no run; true: runs again from its next slot")
+
+
 class Rows(BaseModel):
     rows: list[dict[str, Any]]
 

@@ -144,6 +144,13 @@ def scheduled(w: World, who: str, res: httpx.Response) -> None:
     assert count == (2 if who in ("admin", "owner") else 1)
 
 
+def switched_off(w: World, who: str, res: httpx.Response) -> None:
+    enabled = w.engine.schedules.get(w.ids["mine_schedule"])["enabled"]
+    assert enabled == (who in ("other", "none"))
+    if res.status_code == 200:
+        assert res.json()["enabled"] is False
+
+
 def unscheduled(w: World, who: str, res: httpx.Response) -> None:
     gone = not w.exists(lambda: w.engine.schedules.get(w.ids["mine_schedule"]))
     assert gone == (who in ("admin", "owner"))
@@ -197,6 +204,7 @@ ROWS = [
     Row("GET", "/api/deliverables/nope/file", (404, 404, 404, 401)),
     Row("GET", "/api/schedules", (200, 200, 200, 401), check=sees_schedules),
     Row("POST", "/api/schedules", (201, 201, 404, 401), {"task_id": "mine", "cron": "0 10 * * *"}, scheduled),
+    Row("PATCH", "/api/schedules/{mine_schedule}", (200, 200, 404, 401), {"enabled": False}, switched_off),
     Row("DELETE", "/api/schedules/{mine_schedule}", (204, 204, 404, 401), check=unscheduled),
     Row("GET", "/api/contacts", (200, 200, 200, 401), check=sees_contacts),
     Row("GET", "/api/contacts/lee", (200, 200, 404, 401)),
