@@ -134,6 +134,11 @@ def run_for(engine: Engine, caller: Caller, run_id: str, action: str = "see") ->
         raise NotFound("run", run_id)
 
 
+#: Answers the engine built as dicts go out as built: a model's optional key the engine left out
+#: (a text deliverable's ``file``, a non-web sub-task's ``chat_url``) is not added as null.
+AS_BUILT: dict[str, Any] = {"response_model_exclude_unset": True}
+
+
 def definition_json(definition: Any) -> dict[str, Any]:
     data: dict[str, Any] = definition.model_dump(mode="json", exclude_none=True)
     return data
@@ -226,14 +231,14 @@ def web_trigger(body: TriggerRequest, engine: EngineDep, caller: CallerDep, resp
     return trigger(engine, caller, response, body.task_definition_id, body.data, "web", idempotency_key, callback)
 
 
-@api.get("/runs", tags=["runs"], response_model=list[RunSummary], responses=errors(422))
+@api.get("/runs", tags=["runs"], response_model=list[RunSummary], **AS_BUILT, responses=errors(422))
 def list_runs(engine: EngineDep, caller: CallerDep, task_id: str | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     """Newest first, without sub-tasks (``GET /api/runs/{id}`` has them); a person's: the runs they own."""
     return engine.list_runs(task_id, limit, caller)
 
 
-@api.get("/runs/{run_id}", tags=["runs"], response_model=Run, responses=errors(404))
+@api.get("/runs/{run_id}", tags=["runs"], response_model=Run, **AS_BUILT, responses=errors(404))
 def get_run(run_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     run_for(engine, caller, run_id)
     return engine.run_view(run_id)
@@ -269,7 +274,7 @@ def get_deliverable_file(deliverable_id: str, engine: EngineDep, caller: CallerD
     return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@api.post("/runs/{run_id}/cancel", tags=["runs"], response_model=Run,
+@api.post("/runs/{run_id}/cancel", tags=["runs"], response_model=Run, **AS_BUILT,
           responses={**errors(404), 409: {"description": "the run is final", "model": errors(409)[409]["model"]}})
 def cancel_run(run_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     run_for(engine, caller, run_id, "cancel")
@@ -277,7 +282,7 @@ def cancel_run(run_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, A
     return engine.run_view(run_id)
 
 
-@api.post("/runs/{run_id}/approve", tags=["runs"], response_model=Run,
+@api.post("/runs/{run_id}/approve", tags=["runs"], response_model=Run, **AS_BUILT,
           responses={**errors(404), 409: {"description": "not awaiting review", "model": errors(409)[409]["model"]}})
 def approve_run(run_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     run_for(engine, caller, run_id, "approve")
@@ -286,7 +291,7 @@ def approve_run(run_id: str, engine: EngineDep, caller: CallerDep) -> dict[str, 
 
 
 # -- schedules -----------------------------------------------------------------------------------------------
-@api.get("/schedules", tags=["schedules"], response_model=list[Schedule])
+@api.get("/schedules", tags=["schedules"], response_model=list[Schedule], **AS_BUILT)
 def list_schedules(engine: EngineDep, caller: CallerDep) -> list[dict[str, Any]]:
     """Every schedule (a person's: those of their tasks), with ``next_run_at`` (UTC) and ``next_run_local``."""
     views = engine.schedules.views()
@@ -296,7 +301,7 @@ def list_schedules(engine: EngineDep, caller: CallerDep) -> list[dict[str, Any]]
     return visible_schedules(caller, views, owners)
 
 
-@api.post("/schedules", status_code=201, tags=["schedules"], response_model=Schedule,
+@api.post("/schedules", status_code=201, tags=["schedules"], response_model=Schedule, **AS_BUILT,
           responses={**errors(404, 400, 413, 422), 409: {"description": "the task is inactive",
                                                     "model": errors(409)[409]["model"]}})
 def create_schedule(body: ScheduleRequest, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
@@ -314,7 +319,7 @@ def delete_schedule(schedule_id: str, engine: EngineDep, caller: CallerDep) -> R
     return Response(status_code=204)
 
 
-@api.patch("/schedules/{schedule_id}", tags=["schedules"], response_model=Schedule,
+@api.patch("/schedules/{schedule_id}", tags=["schedules"], response_model=Schedule, **AS_BUILT,
            responses=errors(400, 404, 413, 422))
 def switch_schedule(schedule_id: str, body: ScheduleSwitch, engine: EngineDep, caller: CallerDep) -> dict[str, Any]:
     """Switch a schedule off (it keeps its place and data, and starts no run) or on again (from the next slot)."""
@@ -381,7 +386,8 @@ def put_dataset(name: str, body: RowsBody, engine: EngineDep, caller: CallerDep)
 
 
 # -- notifications -------------------------------------------------------------------------------------------
-@api.get("/notifications", tags=["notifications"], response_model=list[Notification], responses=errors(403, 422))
+@api.get("/notifications", tags=["notifications"], response_model=list[Notification], **AS_BUILT,
+         responses=errors(403, 422))
 def notifications(request: Request, engine: EngineDep, caller: CallerDep,
                   owner: Annotated[str | None, Query(min_length=1, description="whose (the admin: anyone's; a "
                                                      "person: one of their own identities)")] = None

@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, answer
 from tests.e2e.test_cli_results import answered  # noqa: F401 - the fixture: a run three people answered (or not)
 from tests.integration.conftest import TOKEN
 
@@ -33,3 +33,25 @@ def test_a_person_gets_the_csv_of_their_own_runs_only(answered, engine, base):  
         assert ("went_well" in res.text) == (status == 200)
     assert httpx.get(f"{base}/api/runs/nope/results.csv",
                      headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+
+
+def test_a_finished_run_over_the_api_is_the_run_object_exactly(engine, drain, api):
+    """The typed answer adds nothing (no null for a key the engine left out) and loses nothing."""
+    engine.import_contacts([{"email": "alice@example.com", "name": "Alice", "preferred_channel": "web"},
+                            {"email": "bob@example.com", "name": "Bob", "preferred_channel": "email"}])
+    engine.apply_definition({"id": "weekly", "name": "Weekly", "owner": "lee@example.com", "template": {
+        "participants": ["alice@example.com", "bob@example.com"], "close": {"quorum": 0.5},
+        "fields": [{"key": "shipped", "prompt": "Shipped?"}]}})
+    rid = api.post("/api/tasks/weekly/runs", json={"data": {"week": "23"}}).json()["run_id"]
+    drain()
+    alice = next(s for s in engine.run_view(rid)["subtasks"] if s["participant_id"] == "alice@example.com")
+    answer(engine, alice, "the new parser", "m1")
+    drain()
+    view = engine.run_view(rid)
+    assert view["status"] == "completed"
+    assert view["deliverables"]  # a report, with its content
+    assert api.get(f"/api/runs/{rid}").json() == view
+    assert api.get("/api/runs").json() == engine.list_runs()
+    assert "file" not in view["deliverables"][0]
+    assert [n["kind"] for n in api.get("/api/notifications", params={"owner": "lee@example.com"}).json()] == [
+        "task_completed"]
