@@ -28,6 +28,7 @@ from engine.views import chat_view
 
 from . import pages
 from .api import EngineDep, api
+from .apidocs import mount_docs
 from .dashboard import dashboard, is_dashboard_page
 from .guards import ApiTokenGate, CloseWhenUnread, on_http_error, on_request_invalid
 from .logs import redact_uvicorn_logs
@@ -208,7 +209,7 @@ def chat_form(token: str, engine: EngineDep, form: Annotated[dict[str, str] | No
     return RedirectResponse(f"/chat/{token}", status_code=303)
 
 
-@chat.get("/chat/{token}/messages")
+@chat.get("/chat/{token}/messages", responses={404: {"description": "no such chat"}})
 def chat_messages(token: str, engine: EngineDep, response: Response) -> list[dict[str, Any]]:
     """The conversation as ``{role, text, at}`` (roles: user, assistant, system); a message that asks a typed
     question has ``question`` (``{key, type, options}``), which the page shows as buttons or a date field."""
@@ -250,11 +251,12 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
     # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
     app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
-                     max_body_size=settings.max_body)
+                     max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py has them
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
+    mount_docs(app)  # before /static: its files are under /static/apidocs
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)

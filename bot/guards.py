@@ -16,10 +16,14 @@ from fastapi import Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.access import Caller, admin
 from engine.bounds import MAX_DEPTH, printable
+from engine.tokens import PREFIX
 
 from .settings import Settings
 
@@ -47,8 +51,36 @@ def bearer_refusal(settings: Settings, authorization: str | None) -> str | None:
     return None
 
 
+#: Where :class:`ApiTokenGate` leaves who called, for the routes (``request.state.caller``).
+CALLER_STATE = "caller"
+
+
+def api_caller(settings: Settings, tokens: Any, authorization: str | None) -> Caller | str:
+    """Who a request with this ``Authorization`` header is: the admin, a person, or why neither (a refusal).
+
+    The admin's ``TASKBOT_API_TOKEN`` is compared in constant time; a person's token (``taskbot tokens
+    create``) is looked up by its prefix and checked against its stored hash (``tokens``: the engine's
+    :class:`~engine.tokens.Tokens`; it talks to Redis, so call this from a thread, never the loop).
+    With no admin token configured the API is off for everyone, people's tokens included.
+    """
+    if configured_token(settings) is None:
+        return "the API is off: set TASKBOT_API_TOKEN to use it"
+    if bearer_refusal(settings, authorization) is None:
+        return admin()
+    scheme, _, given = (authorization or "").partition(" ")
+    given = given.strip()
+    if scheme.lower() == "bearer" and given.startswith(PREFIX):
+        caller: Caller | None = tokens.caller(given)
+        if caller is not None:
+            return caller
+    return "missing or wrong bearer token"
+
+
 class ApiTokenGate:
-    """ASGI middleware: ``/api/*`` without the right bearer token gets 401 before its body is read."""
+    """ASGI middleware: ``/api/*`` without a token that opens it gets 401 before its body is read.
+
+    The admin's token or a person's; who it is goes to ``request.state.caller`` for the routes.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -59,11 +91,14 @@ class ApiTokenGate:
         if path == "/api" or path.startswith("/api/"):
             headers = dict(scope.get("headers") or [])
             raw = headers.get(b"authorization")
-            refusal = bearer_refusal(self.settings, raw.decode("latin-1") if raw is not None else None)
-            if refusal is not None:
-                response = JSONResponse({"detail": refusal}, status_code=401, headers=CHALLENGE)
+            authorization = raw.decode("latin-1") if raw is not None else None
+            caller = await run_in_threadpool(api_caller, self.settings, scope["app"].state.engine.tokens,
+                                             authorization)
+            if isinstance(caller, str):
+                response = JSONResponse({"detail": caller}, status_code=401, headers=CHALLENGE)
                 await response(scope, receive, send)
                 return
+            scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)
 
 
@@ -124,9 +159,28 @@ async def on_request_invalid(request: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at this path (what ``Allow`` on a 405 must list).
+
+    Starlette's own 405 lists the methods of the first route whose path matched, so a path with
+    one route per method (``GET``, ``PUT`` and ``DELETE /api/tasks/{id}``) got ``Allow: GET, HEAD``.
+    """
+    routes = request.app.router.routes
+    return [m for m in METHODS
+            if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes)]
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8)."""
+    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8); a 405's
+    ``Allow`` listing every method the path takes."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        return await http_exception_handler(request, HTTPException(405, exc.detail, headers={
+            **(exc.headers or {}), "Allow": ", ".join(allowed)}))
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, RecursionError):
         reason = f"JSON nested deeper than {MAX_DEPTH} levels"

@@ -170,7 +170,11 @@ def mount_telegram(app: FastAPI, engine: Engine, settings: Settings) -> None:
         return JSONResponse({"ok": True, "result": done})
 
     app.add_api_route("/telegram/webhook", telegram_webhook, methods=["POST"], tags=["telegram"],
-                      summary="Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)")
+                      summary="Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)",
+                      responses={400: {"description": "not a Telegram update"},
+                                 401: {"description": "a wrong or missing X-Telegram-Bot-Api-Secret-Token"},
+                                 404: {"description": "Telegram is off (no TELEGRAM_BOT_TOKEN)"},
+                                 413: {"description": "a body over 1 MiB"}})
     if channel is None:
         return
     url = f"{settings.public_url.rstrip('/')}/telegram/webhook" if settings.public_url else None

@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 from .model import Contact, TaskDefinition
 
 #: What the owner of a task may do with it and its runs and schedules (and so may the admin).
-OWNER_ACTIONS = frozenset({"see", "run", "cancel", "approve", "activate", "deactivate", "schedule", "unschedule"})
+#: ``delete`` removes the definition; writing one (``define``) stays the admin's.
+OWNER_ACTIONS = frozenset({"see", "run", "cancel", "approve", "activate", "deactivate", "schedule", "unschedule",
+                           "delete"})
 #: What only the admin may do: write task definitions, the directory (contacts, datasets,
 #: assistants) and people's tokens.
 ADMIN_ACTIONS = frozenset({"define", "directory", "tokens"})
