@@ -63,10 +63,14 @@ class OpenMarks:
 
     def claim(self, sids: Sequence[str], key: str = "open") -> list[int]:
         """:meth:`Outbox.claim` for each sub-task, in one round trip (1 send, 0 sent, -1 being sent)."""
-        if not sids:
+        return self.claim_keys([(sid, key) for sid in sids])
+
+    def claim_keys(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """:meth:`Outbox.claim` for each (sub-task, message key), in one round trip."""
+        if not pairs:
             return []
         with self.r.pipeline(transaction=False) as p:
-            for sid in sids:
+            for sid, key in pairs:
                 self._claim(keys=[keys.sub_sent(sid), keys.claim(sid, key)],
                             args=[key, int(self.lease_seconds * 1000)], client=p)
             return [int(x) for x in p.execute()]

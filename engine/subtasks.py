@@ -15,6 +15,7 @@ from typing import Any
 
 from . import keys
 from .chase import decide, next_check, next_due
+from .chasing import chase_many
 from .conversation import Conversations
 from .errors import NotFound
 from .escalations import Escalations
@@ -305,11 +306,8 @@ class Subtasks:
         return len(sids)
 
     def chase_batch(self, sids: Sequence[str]) -> None:
-        for sid in sids:
-            try:
-                self.chase(sid)
-            except Exception:
-                log.exception("chase check of %s failed; it comes due again after its lease", sid)
+        """Run a batch of chase checks, its reads and writes pipelined (:mod:`.chasing`)."""
+        chase_many(self, sids)
 
     def chase(self, sid: str) -> None:
         """Run one chase check: remind, time out, or wait longer (SPEC §4)."""
