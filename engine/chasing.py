@@ -1,6 +1,6 @@
 """A batch of chase checks (SPEC §4) in a few round trips, not several per sub-task.
 
-The scheduler pass hands due checks to workers fifty at a time (``CHASE_BATCH``). Checking them
+The scheduler pass hands due checks to workers in batches (``CHASE_BATCH``). Checking them
 one by one cost each sub-task its hash, its inbox, its run, its contact (twice: once more for
 the reminder's text), a claim, and a transaction: some ten round trips, so 10,000 reminders
 falling due at once were seconds late. Here a batch reads every sub-task's hash and inbox length
