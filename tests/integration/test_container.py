@@ -25,7 +25,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.container
+# An image build and a stack brought up and down: minutes, not the suite's 120 s per test.
+pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 
 BASE_IMAGE = os.environ.get("TASKBOT_BASE_IMAGE", "taskbot-base/python:3.11-bookworm")
 REDIS_IMAGE = os.environ.get("TASKBOT_REDIS_IMAGE", "taskbot-base/redis:bookworm")
@@ -111,7 +112,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         pytest.skip(reason)
     stack = Stack(tmp_path_factory.mktemp("compose"))
     try:
+        started = time.monotonic()
         stack.compose("build")
+        print(f"\nbuild: {time.monotonic() - started:.1f} s")
         yield stack
     finally:
         if stack.labelled("container"):
@@ -169,10 +172,10 @@ def test_compose_runs_the_image_redis_and_two_workers_end_to_end(stack):
         containers = stack.containers("web") + stack.containers("worker")
         assert len(containers) == 3
         for container in containers:
-            top = subprocess.run(["docker", "top", container, "-eo", "uid,args"], capture_output=True, text=True,
+            top = subprocess.run(["docker", "top", container, "-o", "pid,uid,args"], capture_output=True, text=True,
                                  check=True).stdout.splitlines()[1:]
             assert top
-            assert all(line.split()[0] == "10001" for line in top), top
+            assert all(line.split()[1] == "10001" for line in top), top
             assert any("taskbot" in line for line in top), top
 
         # Redis killed outright (no save on the way down) and its container removed: a new one, on the same
