@@ -1,4 +1,5 @@
-"""The container files, checked as far as a machine without a container engine can: the Dockerfile by hadolint and
+"""The container files, checked as far as a machine without a container engine can (test_container.py builds and runs
+the image where a Docker daemon answers): the Dockerfile by hadolint and
 against the lock and the Makefile, compose.yaml by Docker Compose's own parser (`docker compose config`) and for what
 a deployment needs (AOF Redis on a volume, restart policies, health checks, workers that scale), .dockerignore for what
 the build needs. And `taskbot healthcheck`, which the compose health checks run, against a real Redis, worker and app.
