@@ -359,7 +359,8 @@ def test_at_most_two_turns_at_once_across_three_workers(engine, fake, workers, w
             return Reply(text="# Done\n\nThe deliverable.", delay=0.3)
         if request.last["role"] == "tool":
             return Reply(text="All done.", delay=0.3)
-        return Reply(tool_calls=[("complete_subtask", {})], delay=0.3)
+        # long enough that two turns surely overlap on a busy machine: the limit must be reached, not only kept
+        return Reply(tool_calls=[("complete_subtask", {})], delay=1.0)
 
     fake.responder = respond
     assistant(engine, fake)
