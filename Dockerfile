@@ -2,8 +2,10 @@
 # compose.yaml runs both. It installs exactly what requirements.lock pins (every hash checked), then taskbot
 # itself without resolving anything again, and runs as an unprivileged user. docs/deployment.md has the rest.
 
-# Python 3.11: the version the lock files are resolved for (`make lock`).
-FROM python:3.11-slim-bookworm AS build
+# Python 3.11: the version the lock files are resolved for (`make lock`). BASE is that official image; a machine
+# without Docker Hub builds with a local one instead (scripts/local-base-images.sh, docs/deployment.md).
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/taskbot
 # The dependencies first, in their own layer: a change to taskbot's code does not reinstall them.
@@ -15,7 +17,7 @@ COPY channels /src/channels
 COPY engine /src/engine
 RUN /opt/taskbot/bin/pip install --no-deps /src
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE}
 # A system user with a fixed uid (volumes keep their owner across rebuilds); its home holds TASKBOT_DATA_DIR.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/taskbot taskbot
 COPY --from=build /opt/taskbot /opt/taskbot

@@ -8,12 +8,14 @@ UV_VERSION = 0.13.9
 # `make lock UPGRADE=` only adds what pyproject.toml gained, keeping every other pin
 UPGRADE ?= --upgrade
 
-.PHONY: demo test lint bench bench-smoke lock clean
+.PHONY: demo test test-container base-images lint bench bench-smoke lock clean
 
 $(BIN)/.installed: requirements-dev.lock pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "need Python 3.11+ with venv (Debian: apt-get install python3-venv)"; exit 1; }
-	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
-	$(BIN)/pip install -q --no-deps -e .
+	@# uv (pinned) installs the lock in seconds where pip takes minutes; the hashes are checked the same way
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python --require-hashes -r requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
 demo: $(BIN)/.installed
@@ -26,6 +28,14 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The image built and run under Docker Compose (a Docker daemon; minutes, so not in `make test`).
+# Without Docker Hub, `make base-images` first (docs/deployment.md, "Building without Docker Hub").
+test-container: $(BIN)/.installed
+	$(BIN)/pytest -m container -s tests/integration/test_container.py
+
+base-images:
+	scripts/local-base-images.sh
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

@@ -18,7 +18,8 @@ AREAS = ("fanout", "answers", "answerpath", "chase", "tokens", "telegram", "slac
 def table(title: str, rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # a column some rows lack shows "-" there
+    rows = [{c: r.get(c, "-") for c in cols} for r in rows]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     lines = [f"\n{title}", " | ".join(c.ljust(widths[c]) for c in cols),
              "-|-".join("-" * widths[c] for c in cols)]
@@ -78,8 +79,11 @@ def main() -> None:
     started = time.time()
     results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
     if "fanout" in only:
-        results["fanout"] = [scenarios.fanout(n, w) for n, w in fan]
-        print(table("fan-out: trigger → last opening handed to the channel, vs the same number of raw RQ no-op jobs",
+        # the Celery peer in every row (in the smoke run only beside 2 workers: its worker takes seconds to start)
+        results["fanout"] = [scenarios.fanout(n, w, celery=not args.smoke or w == 2) for n, w in fan]
+        print(table("fan-out: trigger → last opening handed to the channel, vs the same number of raw RQ no-op jobs, "
+                    "one process pipelining the same writes (floor) and a Celery group + chord of minimal openings "
+                    "(to the fan-in), same Redis, same number of worker processes (vs_*: taskbot's time / theirs)",
                     results["fanout"]), flush=True)
     if "answers" in only:
         results["answers"] = [scenarios.answers(n, w) for n, w in ans]

@@ -11,6 +11,7 @@ from rq import Queue
 
 from bot.settings import Settings
 
+from .celery_peer import chord_seconds, redis_floor
 from .harness import commands, peak_rss_mb, percentile, queue_idle, redis_server, sent, wait, workers
 
 FIELDS = [{"key": "shipped", "prompt": "What did you ship?"}, {"key": "blockers", "prompt": "Blockers?"},
@@ -31,8 +32,10 @@ def setup_task(engine: Any, n: int, *, interval: str = "1h", chases: int = 2, fi
         "fields": fields, "participants": people, "chase": {"interval": interval, "max_chases": chases}}}))
 
 
-def fanout(n: int, n_workers: int) -> dict[str, Any]:
-    """Trigger to the last opening handed to the channel, and the same number of raw RQ no-op jobs."""
+def fanout(n: int, n_workers: int, *, celery: bool = True) -> dict[str, Any]:
+    """Trigger to the last opening handed to the channel, beside its references: the same number of raw RQ
+    no-op jobs on the same Redis and workers, one process pipelining the same writes (the floor), and a
+    Celery chord of minimal openings with as many prefork processes (:mod:`.celery_peer`)."""
     with redis_server() as server, workers(server.url, n_workers):
         r = redis.Redis.from_url(server.url)
         engine = engine_for(server.url)
@@ -50,8 +53,16 @@ def fanout(n: int, n_workers: int) -> dict[str, Any]:
             queue.enqueue_many(datas[i:i + 1000])
         wait(lambda: queue_idle(r))
         raw_seconds = time.time() - t0
-    return {"n": n, "workers": n_workers, "engine_s": round(engine_seconds, 3), "raw_rq_s": round(raw_seconds, 3),
-            "ratio": round(engine_seconds / raw_seconds, 2), "openings_per_s": round(n / engine_seconds)}
+        floor = redis_floor(server.url, n)
+        # the peer on the same Redis (taskbot's workers idle in BLPOP meanwhile), as many worker processes
+        peer = chord_seconds(server.url, n, n_workers) if celery else None
+    row = {"n": n, "workers": n_workers, "engine_s": round(engine_seconds, 3),
+           "openings_per_s": round(n / engine_seconds),
+           "raw_rq_s": round(raw_seconds, 3), "vs_raw_rq": round(engine_seconds / raw_seconds, 2),
+           "redis_floor_s": round(floor, 3), "vs_floor": round(engine_seconds / floor, 1)}
+    if peer is not None:
+        row.update(celery_chord_s=round(peer["fan_in_s"], 3), vs_celery=round(engine_seconds / peer["fan_in_s"], 2))
+    return row
 
 
 def answers(n: int, n_workers: int) -> dict[str, Any]:
@@ -106,7 +117,9 @@ def chase_accuracy(n: int, n_workers: int, interval: float = 3.0) -> dict[str, A
         engine = engine_for(server.url)
         setup_task(engine, n, interval=f"{interval:g}s", chases=1)
         rid = engine.runs.trigger("bench")
-        wait(lambda: sum(1 for m in sent(r) if m["kind"] == "chase") >= n, timeout=600)
+        # n openings and n reminders; counted without reading the records (parsing the whole list every
+        # 10 ms took a core from the workers being measured)
+        wait(lambda: r.llen("bench:sent") >= 2 * n, timeout=600, step=0.05)
         opened = {s["id"]: float(s["opened_at"]) for s in engine.store.subs_fields(engine.store.sub_ids(rid))}
         lateness = [m["t"] - (opened[m["sub"]] + interval) for m in sent(r) if m["kind"] == "chase"]
         engine.runs.cancel(rid)

@@ -5,7 +5,8 @@ something else (``chatter`` messages per field). The model is the fake OpenAI-co
 of the tests (real HTTP through litellm, in this process); it answers chit-chat with a short
 paragraph and answers with ``record_data`` (then ``complete_subtask`` after the third). Its
 ``prompt_tokens`` are the request's characters / 4; the figures are taskbot's own record of the
-usage the server reported.
+usage the server reported. ``cached``: the prompt tokens the server reported as read from its
+prompt cache (it caches as OpenAI does: a prefix sent before, from 1,024 tokens, in steps of 128).
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ def tokens_per_subtask(bound: int, chatter: int = 3) -> dict[str, Any]:
             assert sub["status"] == "completed", sub["status"]
             turns = len(messages)
             prompt = int(sub["tokens_prompt"])
+            cached = int(sub.get("tokens_cached", 0))
             calls = len([c for c in fake.chats() if c.tool_names])
     finally:
         fake.stop()
     return {"history_bound": bound or "off", "user_messages": turns, "model_calls": calls,
-            "prompt_tokens_per_subtask": prompt, "per_call": round(prompt / calls)}
+            "prompt_tokens_per_subtask": prompt, "per_call": round(prompt / calls),
+            "cached_per_subtask": cached, "uncached_per_subtask": prompt - cached}

@@ -251,13 +251,13 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
     # Bodies over TASKBOT_MAX_BODY get 413 before they are parsed: FastAPI checks Content-Length first and
     # counts a chunked body as it arrives. The API gate answers 401 before any body is read.
     app = TaskbotApp(title="taskbot", description="Tasks that fan out to people, chase them and fan in.",
-                     max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py: offline
+                     max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py has them
     app.state.engine = engine
     app.state.settings = settings
     for router in (health, chat, api, dashboard):
         app.include_router(router)
+    mount_docs(app)  # before /static: its files are under /static/apidocs
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS
-    mount_docs(app)
     mount_slack(app, engine, settings)
     mount_telegram(app, engine, settings)
     app.add_middleware(ApiTokenGate, settings=settings)

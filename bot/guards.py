@@ -19,11 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.access import Caller, admin
 from engine.bounds import MAX_DEPTH, printable
-from engine.tokens import PREFIX, Tokens
+from engine.tokens import PREFIX
 
 from .reconnect import UNAVAILABLE
 from .settings import Settings
@@ -52,38 +53,35 @@ def bearer_refusal(settings: Settings, authorization: str | None) -> str | None:
     return None
 
 
-BAD_TOKEN_REFUSAL = "missing or wrong bearer token"  # noqa: S105 (a refusal, not a secret)
+#: Where :class:`ApiTokenGate` leaves who called, for the routes (``request.state.caller``).
+CALLER_STATE = "caller"
 
 
-def api_caller(settings: Settings, tokens: Tokens | None, authorization: str | None) -> Caller | str:
-    """Who an ``Authorization`` header stands for on the API, or why it may not use it (SPEC §12).
+def api_caller(settings: Settings, tokens: Any, authorization: str | None) -> Caller | str:
+    """Who a request with this ``Authorization`` header is: the admin, a person, or why neither (a refusal).
 
-    ``TASKBOT_API_TOKEN`` is the admin's; a person's token (``tb_...``, ``taskbot tokens create``)
-    stands for its contact with every identity they have. With no admin token configured the
-    API is off for everyone, people's tokens included. Looks a person's token up in Redis
-    (blocking: call it from a thread, as :class:`ApiTokenGate` does).
+    The admin's ``TASKBOT_API_TOKEN`` is compared in constant time; a person's token (``taskbot tokens
+    create``) is looked up by its prefix and checked against its stored hash (``tokens``: the engine's
+    :class:`~engine.tokens.Tokens`; it talks to Redis, so call this from a thread, never the loop).
+    With no admin token configured the API is off for everyone, people's tokens included.
     """
-    expected = configured_token(settings)
-    if expected is None:
+    if configured_token(settings) is None:
         return "the API is off: set TASKBOT_API_TOKEN to use it"
+    if bearer_refusal(settings, authorization) is None:
+        return admin()
     scheme, _, given = (authorization or "").partition(" ")
     given = given.strip()
-    if scheme.lower() != "bearer" or not given:
-        return BAD_TOKEN_REFUSAL
-    if same_secret(given, expected):
-        return admin()
-    if tokens is not None and given.startswith(PREFIX):
-        caller = tokens.caller(given)
+    if scheme.lower() == "bearer" and given.startswith(PREFIX):
+        caller: Caller | None = tokens.caller(given)
         if caller is not None:
             return caller
-    return BAD_TOKEN_REFUSAL
+    return "missing or wrong bearer token"
 
 
 class ApiTokenGate:
-    """ASGI middleware: ``/api/*`` without a valid bearer token gets 401 before its body is read.
+    """ASGI middleware: ``/api/*`` without a token that opens it gets 401 before its body is read.
 
-    The caller the token stands for is kept in the request's state (``request.state.caller``),
-    so the routes decide what it may see and do without looking the token up again.
+    The admin's token or a person's; who it is goes to ``request.state.caller`` for the routes.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -96,13 +94,10 @@ class ApiTokenGate:
             headers = dict(scope.get("headers") or [])
             raw = headers.get(b"authorization")
             authorization = raw.decode("latin-1") if raw is not None else None
-            tokens = getattr(getattr(getattr(scope.get("app"), "state", None), "engine", None), "tokens", None)
             try:
-                if PREFIX in (authorization or ""):  # a person's token: looked up in Redis, off the event loop
-                    caller = await run_in_threadpool(api_caller, self.settings, tokens, authorization)
-                else:  # the admin's, or none: compared here, no I/O
-                    caller = api_caller(self.settings, None, authorization)
-            except redis.RedisError:  # a person's token is looked up in Redis; say so as every route does
+                caller = await run_in_threadpool(api_caller, self.settings, scope["app"].state.engine.tokens,
+                                                 authorization)
+            except redis.RedisError:  # a person's token is looked up in Redis: say so as every route does, a 503
                 response = JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "1"})
                 await response(scope, receive, send)
                 return
@@ -110,7 +105,7 @@ class ApiTokenGate:
                 response = JSONResponse({"detail": caller}, status_code=401, headers=CHALLENGE)
                 await response(scope, receive, send)
                 return
-            scope.setdefault("state", {})["caller"] = caller
+            scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)
 
 
@@ -171,28 +166,28 @@ async def on_request_invalid(request: Request, exc: Exception) -> JSONResponse:
                         status_code=422)
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path: Starlette's 405 names only the first route's.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-    FastAPI (0.16x) keeps an included router as one entry whose routes are its candidates, so
-    those are looked at too (tests/integration/test_api_docs.py notices if that changes).
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at this path (what ``Allow`` on a 405 must list).
+
+    Starlette's own 405 lists the methods of the first route whose path matched, so a path with
+    one route per method (``GET``, ``PUT`` and ``DELETE /api/tasks/{id}``) got ``Allow: GET, HEAD``.
     """
-    path = request.scope.get("path", "")
-    methods: set[str] = set()
-    for entry in request.app.router.routes:
-        for route in [entry, *getattr(entry, "_effective_candidates", ())]:
-            regex, served = getattr(route, "path_regex", None), getattr(route, "methods", None)
-            if regex is not None and served and regex.match(path):
-                methods |= set(served) | ({"HEAD"} if "GET" in served else set())
-    return sorted(methods)
+    routes = request.app.router.routes
+    return [m for m in METHODS
+            if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes)]
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8);
-    a 405's ``Allow`` lists every method served at the path."""
+    """FastAPI's 400 "error parsing the body" said plainly when we know why (too deep, not UTF-8); a 405's
+    ``Allow`` listing every method the path takes."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 405 and (methods := allowed_methods(request)):
-        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(methods)})
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        return await http_exception_handler(request, HTTPException(405, exc.detail, headers={
+            **(exc.headers or {}), "Allow": ", ".join(allowed)}))
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, RecursionError):
         reason = f"JSON nested deeper than {MAX_DEPTH} levels"

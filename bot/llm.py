@@ -90,12 +90,55 @@ def _credentials(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: Providers whose prompt cache needs explicit breakpoints (``cache_control``); OpenAI, DeepSeek and Gemini
+#: cache long prefixes by themselves and only report what they read from the cache.
+EXPLICIT_CACHE = frozenset({"anthropic", "bedrock", "vertex_ai", "vertex_ai_beta"})
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def cache_marks(model: str, messages: list[dict[str, Any]],
+                tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Mark the stable prefix of every call, the tool definitions and the system prompt (some 700 tokens
+    re-sent on every turn), as a prompt-cache breakpoint where the provider wants one (litellm's
+    ``supports_prompt_caching`` for a provider in :data:`EXPLICIT_CACHE`; any Claude model). Copies; the
+    caller's lists are not changed. Tools come before the system prompt in the provider's prefix, so a
+    mark on the last tool and one on the system prompt cache both."""
+    lib = litellm()
+    try:
+        provider = lib.get_llm_provider(model)[1]
+        # every Claude model takes breakpoints (litellm's local map flags only some of them)
+        explicit = provider == "anthropic" or (provider in EXPLICIT_CACHE
+                                               and bool(lib.utils.supports_prompt_caching(model)))
+    except Exception:  # a model litellm does not know: send it as it is
+        explicit = False
+    if not explicit:
+        return messages, tools
+    if tools:
+        tools = [*tools[:-1], {**tools[-1], "cache_control": EPHEMERAL}]
+    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
+        system = {**messages[0], "content": [{"type": "text", "text": messages[0]["content"],
+                                              "cache_control": EPHEMERAL}]}
+        messages = [system, *messages[1:]]
+    return messages, tools
+
+
+def cached_tokens(usage: Any) -> int:
+    """The prompt tokens read from the provider's cache: OpenAI's ``prompt_tokens_details.cached_tokens``
+    (litellm puts Anthropic's ``cache_read_input_tokens`` there too), else Anthropic's own field."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    if cached is None:
+        cached = getattr(usage, "cache_read_input_tokens", None)
+    return int(cached or 0)
+
+
 class LiteLLM:
     """Implements ``engine.ports.Model`` with litellm (any provider it supports)."""
 
     def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
                  **opts: Any) -> Completion:
         lib = litellm()
+        messages, tools = cache_marks(model, messages, tools)
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "num_retries": 0, "max_retries": 0,
                                   "timeout": opts.get("timeout", 120), **_credentials(opts)}
         if tools:
@@ -112,7 +155,8 @@ class LiteLLM:
                       for i, c in enumerate(message.tool_calls or []))
         usage = getattr(response, "usage", None)
         return Completion(message.content or "", calls, Usage(int(getattr(usage, "prompt_tokens", 0) or 0),
-                                                              int(getattr(usage, "completion_tokens", 0) or 0)))
+                                                              int(getattr(usage, "completion_tokens", 0) or 0),
+                                                              cached_tokens(usage)))
 
     def image(self, model: str, prompt: str, **opts: Any) -> bytes:
         lib = litellm()

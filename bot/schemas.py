@@ -1,34 +1,71 @@
-"""The REST API's bodies as pydantic models (SPEC §8, §12), so ``/openapi.json`` tells a client everything.
+"""The REST API's bodies as pydantic models (SPEC §8, §12), so ``/openapi.json`` tells a client every shape.
 
-Responses are the engine's views (``engine/views.py``, ``engine/schedules.py``) described field by
-field; free-form values (a run's gathered data, a participant's answers, a dataset's rows) stay
-objects because they are whatever the task's fields make them. Task definitions and contacts are
-the engine's own models (:class:`~engine.model.TaskDefinition`, :class:`~engine.model.Contact`):
-one schema for the YAML file, the JSON body and the answer. Their request bodies are read as
-plain JSON and validated by the engine, which names the bad field the same way for the CLI.
+Responses are built by the engine as plain dicts (``engine.views``); the models here describe them
+for the schema and for clients. A route declares its body type with :class:`Shaped` where the
+engine validates the body itself (a task definition, a contact): the engine names the first bad
+field in its own words, which FastAPI's validation would word differently, so the route still
+takes a plain JSON object while the schema shows the engine's model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, HttpUrl
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema as cs
 
-from engine.model import Contact, TaskDefinition
+Time = str  # ISO 8601 in UTC, e.g. 2024-05-01T09:30:00Z
 
-Json = dict[str, Any]
+
+class Shaped:
+    """``Annotated[dict[str, Any], Shaped(Model)]``: any JSON object at run time, ``Model``'s shape in the schema."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+
+    def __get_pydantic_json_schema__(self, schema: cs.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(self.model.__pydantic_core_schema__)
 
 
 class Open(BaseModel):
-    """A view: more fields may be added later, so clients must ignore what they do not know."""
+    """A response object: the keys listed are there; a later version may add keys."""
 
     model_config = ConfigDict(extra="allow")
 
 
-# -- requests ----------------------------------------------------------------------------
+# -- errors ------------------------------------------------------------------------------------
+class Error(BaseModel):
+    detail: str = Field(description="what went wrong, in words")
+
+
+class FieldError(BaseModel):
+    type: str
+    loc: list[str | int] = Field(description='where: ["body", "template", "fields", 0, "key"], ["query", "limit"]')
+    msg: str
+
+
+class Invalid(BaseModel):
+    detail: list[FieldError]
+    field: str = Field(description="the first bad field, dotted: template.fields[0].key")
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses a route can give, documented with their bodies."""
+    said = {400: ("the body cannot be read as JSON (is it UTF-8?)", Invalid),
+            401: ("missing or wrong bearer token (admin's or a person's)", Error),
+            403: ("a person's token: this needs the admin's token", Error),
+            404: ("no such thing, or (with a person's token) not theirs", Error),
+            409: ("its state refuses it", Error),
+            413: ("the body is larger than TASKBOT_MAX_BODY", Error),
+            422: ("a bad body, path, query parameter or header, named in `field`; nothing changed", Invalid)}
+    return {s: {"description": said[s][0], "model": said[s][1]} for s in statuses}
+
+
+# -- requests ----------------------------------------------------------------------------------
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data: Json = Field(default_factory=dict, description="gathered data the run starts with")
+    data: dict[str, Any] = Field(default_factory=dict, description="gathered data the run starts with")
 
 
 class TriggerRequest(RunRequest):
@@ -43,86 +80,49 @@ class ScheduleRequest(BaseModel):
     task_id: str
     cron: str = Field(description='five fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * MON"')
     timezone: str = Field("UTC", description="an IANA time zone, e.g. Europe/Paris")
-    data: Json = Field(default_factory=dict, description="gathered data each run starts with")
+    data: dict[str, Any] = Field(default_factory=dict, description="gathered data each run starts with")
 
 
 class ScheduleSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = Field(description="off, the schedule keeps its place but starts no run")
+    enabled: bool = Field(description="false: kept, but starts no run; true: runs again from its next slot")
 
 
-class DatasetRows(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rows: list[Json] = Field(description="the dataset's rows, each an object")
+class Rows(BaseModel):
+    rows: list[dict[str, Any]]
 
 
-# -- responses -------------------------------------------------------------------------------
+# -- responses ---------------------------------------------------------------------------------
 class RunStarted(BaseModel):
     run_id: str
+
+
+class DatasetStored(BaseModel):
+    name: str
+    rows: int = Field(description="how many rows it has now")
+
+
+class Dataset(BaseModel):
+    name: str
+    rows: list[dict[str, Any]]
+
+
+class Trigger(Open):
+    kind: str = Field(description="manual, slash, schedule, web, api or delegation")
+    by: str | None = None
 
 
 class Usage(Open):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    model_calls: int | None = Field(None, description="on a run: how many model calls its tokens came from")
-
-
-class Trigger(Open):
-    kind: str = Field(description="manual, api, web, schedule, slack, telegram, ...")
-    by: str | None = Field(None, description="who or what started the run")
-
-
-class Message(Open):
-    """One message of a conversation (the chat page's ``{role, text, at}`` and what the run shows)."""
-
-    role: str = Field(description="user, assistant, system or tool")
-    text: str
-    at: str | None = Field(description="ISO 8601, UTC")
-    kind: str | None = None
-    late: bool | None = None
-    edited: bool | None = None
-
-
-class Replaced(BaseModel):
-    value: Any = None
-    replaced_at: str | None
-
-
-class Subtask(Open):
-    """One participant's part of a run (or the owner's conversation, ``kind: conversation``)."""
-
-    id: str
-    run_id: str
-    participant_id: str
-    name: str
-    kind: str
-    channel: str | None
-    status: str = Field(description="pending, running, completed, timed_out, failed, cancelled, excused")
-    chases_sent: int
-    data: Json = Field(description="the answers gathered so far, by field key")
-    data_history: dict[str, list[Replaced]] = Field(description="each field's earlier values, oldest first")
-    reason: str | None
-    timezone: str | None
-    late: bool
-    escalated_to: str | None
-    created_at: str | None
-    opened_at: str | None
-    completed_at: str | None
-    last_activity_at: str | None
-    escalated_at: str | None
-    next_at: str | None = Field(description="when the next opening, chase or time-out is due (ISO 8601, UTC)")
-    next_action: str | None
-    usage: Usage | None = None
-    chat_url: str | None = Field(None, description="the web chat link (web channel only); the link is the credential")
-    conversation: list[Message] | None = None
 
 
 class DeliverableFile(BaseModel):
     filename: str
     content_type: str | None
     size: int
-    url: str = Field(description="GET it for the bytes")
+    url: str
 
 
 class Deliverable(Open):
@@ -133,43 +133,86 @@ class Deliverable(Open):
     content: str
     version: int
     change: str | None
-    created_at: str | None
+    created_at: Time | None
     file: DeliverableFile | None = None
 
 
-class Callback(BaseModel):
-    url: str = Field(description="shown without its query and credentials")
-    status: str
+class Report(Open):
+    target: str
+    version: int | None = None
+    status: str = Field(description="pending, retrying, posted or failed")
+    attempts: int | None = None
+    error: str | None = None
+    at: Time | None = None
+    ref: str | None = None
+
+
+class Callback(Open):
+    url: str
+    status: str = Field(description="waiting, pending, retrying, delivered or failed")
     attempts: int
     error: str | None
-    at: str | None
+    at: Time | None
+
+
+class Message(Open):
+    role: str = Field(description="user, assistant, system (or tool, in the run object)")
+    text: str
+    at: Time | None
+
+
+class Subtask(Open):
+    id: str
+    run_id: str
+    participant_id: str
+    name: str
+    kind: str
+    channel: str | None
+    status: str = Field(description="pending, running, completed, timed_out, failed, cancelled or excused")
+    chases_sent: int
+    data: dict[str, Any]
+    data_history: dict[str, list[dict[str, Any]]]
+    reason: str | None
+    timezone: str | None
+    late: bool
+    escalated_to: str | None
+    created_at: Time | None
+    opened_at: Time | None
+    completed_at: Time | None
+    last_activity_at: Time | None
+    escalated_at: Time | None
+    next_at: Time | None
+    next_action: str | None
+    usage: Usage | None = None
+    chat_url: str | None = Field(None, description="the participant's web chat link (web channel only)")
+    conversation: list[Message] | None = None
 
 
 class RunSummary(Open):
-    """A run's fields (SPEC §1), as ``GET /api/runs`` lists them (without sub-tasks)."""
+    """A run without its sub-tasks (``GET /api/runs``)."""
 
     id: str
     task_id: str
-    status: str = Field(description="pending, running, awaiting_review, completed, failed, cancelled")
+    status: str = Field(description="pending, running, awaiting_review, completed, failed or cancelled")
     trigger: Trigger
     owner: str | None
-    gathered: Json
+    gathered: dict[str, Any]
     result_summary: str | None
     error_message: str | None
-    closed_by: str | None
-    created_at: str | None
-    started_at: str | None
-    completed_at: str | None
-    deadline: str | None
-    closed_at: str | None
-    usage: Usage
-    deliverables: list[Deliverable] = Field(description="every version, newest first, each with its content")
-    reports: list[Json] = Field(description="posts of the deliverables to report_to targets")
+    closed_by: str | None = Field(description="all, quorum or deadline (how its fan-out closed)")
+    created_at: Time | None
+    started_at: Time | None
+    completed_at: Time | None
+    deadline: Time | None
+    closed_at: Time | None
+    usage: dict[str, int]
+    deliverables: list[Deliverable]
+    reports: list[Report]
     callback: Callback | None
 
 
 class Run(RunSummary):
-    """The run object (SPEC §8): its fields, its sub-tasks and its deliverables."""
+    """The run object (SPEC §8): the run's fields, its deliverables and its sub-tasks."""
 
     subtasks: list[Subtask]
 
@@ -179,108 +222,17 @@ class Schedule(Open):
     task_id: str
     cron: str
     timezone: str
-    data: Json
+    data: dict[str, Any]
     enabled: bool
-    next_run_at: str | None = Field(description="ISO 8601, UTC")
-    next_run_local: str | None = Field(description="the same time in the schedule's own zone, with its offset")
+    next_run_at: Time | None = Field(description="UTC")
+    next_run_local: str | None = Field(description="in the schedule's own zone, with its offset")
 
 
 class Notification(Open):
     id: str
-    kind: str = Field(description="what happened: run ended, awaiting review, ...")
+    kind: str = Field(description="task_completed, task_awaiting_review, task_failed, task_cancelled, "
+                                  "assistant_error, task_revised, escalation, report_failed, callback_failed")
     run_id: str
     task_id: str
     text: str
-    at: float = Field(description="unix time")
-
-
-class DatasetStored(BaseModel):
-    name: str
-    rows: int
-
-
-class Dataset(BaseModel):
-    name: str
-    rows: list[Json]
-
-
-# -- errors ---------------------------------------------------------------------------------
-class Problem(BaseModel):
-    """401, 403, 404, 405, 409, 413 and 503: what went wrong, in words."""
-
-    detail: str
-
-
-class FieldError(BaseModel):
-    type: str
-    loc: list[str | int] = Field(description='where: ["body", "template", "fields", 0, "key"]')
-    msg: str
-
-
-class Refusal(BaseModel):
-    """422 (and 400 for a body that is not UTF-8): the input refused whole, the first bad field named."""
-
-    detail: list[FieldError]
-    field: str = Field(description="the bad field, as a path: template.fields[0].key")
-
-
-def error(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
-    return {"model": model, "description": description}
-
-
-UNAUTHORIZED = {401: error("no bearer token, or one that opens nothing (the API is off without TASKBOT_API_TOKEN)")}
-ADMIN_ONLY = {403: error("a person's token: only the admin token may do this")}
-BAD_BODY = {413: error("the body is larger than TASKBOT_MAX_BODY"),
-            422: error("a bad body or parameter, refused whole with the field named", Refusal),
-            400: error("the body cannot be read as JSON (not UTF-8)", Refusal)}
-BAD_QUERY = {422: error("a bad parameter, refused with the field named", Refusal)}
-UNAVAILABLE = {503: error("Redis is not answering; retry (Retry-After)")}
-
-
-def not_found(what: str) -> dict[int | str, dict[str, Any]]:
-    return {404: error(f"no such {what}, or it is not yours (a person's token sees only what they own)")}
-
-
-def conflict(why: str) -> dict[int | str, dict[str, Any]]:
-    return {409: error(why)}
-
-
-def inline(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema with its ``$defs`` inlined, to describe a body the engine validates itself."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}})
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    return resolve(schema)  # type: ignore[no-any-return]
-
-
-def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "description": description,
-                            "content": {"application/json": {"schema": schema}}}}
-
-
-DEFINITION_BODY = json_body(inline(TaskDefinition), "a task definition (SPEC §3), as JSON")
-CONTACT_BODY = json_body(inline(Contact), "a contact; its id is the one in the URL")
-ROWS_BODY = json_body({"anyOf": [{"type": "array", "items": {"type": "object"}}, inline(DatasetRows)]},
-                      'row objects, or {"rows": [...]}')
-
-
-
-def webhook_responses(provider: str) -> dict[int | str, dict[str, Any]]:
-    """What a provider's webhook can answer besides its 200 (the provider reads these, not a person)."""
-    return {400: error(f"not a {provider} request taskbot can read"),
-            401: error("missing or wrong signature or secret token, or none configured"),
-            404: error(f"{provider} is off: its bot token is not set"),
-            413: error("the body is larger than TASKBOT_MAX_BODY"), **UNAVAILABLE}
-
-
-__all__ = ["Contact", "TaskDefinition"]
+    at: float = Field(description="seconds since the epoch")

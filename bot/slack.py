@@ -44,7 +44,6 @@ from engine.ports import Address, DeliveryFailed, Outbound
 
 from .commands import Actor, UsageError, execute, parse
 from .reconnect import UNAVAILABLE
-from .schemas import webhook_responses
 from .settings import Settings
 from .slack_views import NEW_TASK, block_for, new_task_modal, questions, reply_message, slug, submitted
 
@@ -185,7 +184,11 @@ def mount_slack(app: FastAPI, engine: Engine, settings: Settings) -> None:
         return to_starlette_response(answer)
 
     app.add_api_route("/slack/events", slack_events, methods=["POST"], tags=["slack"],
-                      summary="Slack events, slash commands and interactivity", responses=webhook_responses("Slack"))
+                      summary="Slack events, slash commands and interactivity",
+                      responses={400: {"description": "not a Slack request taskbot can read"},
+                                 401: {"description": "a bad or missing Slack signature"},
+                                 404: {"description": "Slack is off (no SLACK_BOT_TOKEN)"},
+                                 413: {"description": "a body over 1 MiB"}})
     app_token = secret(settings.slack_app_token)
     if bolt is not None and app_token:
         socket_mode(app, bolt, app_token)

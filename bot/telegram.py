@@ -36,7 +36,6 @@ from engine.ports import Address, DeliveryFailed, Outbound
 from .commands import Actor, execute
 from .reconnect import GONE, answers
 from .reconnect import backoff as redis_backoff
-from .schemas import webhook_responses
 from .settings import Settings
 
 log = logging.getLogger("taskbot.telegram")
@@ -172,7 +171,10 @@ def mount_telegram(app: FastAPI, engine: Engine, settings: Settings) -> None:
 
     app.add_api_route("/telegram/webhook", telegram_webhook, methods=["POST"], tags=["telegram"],
                       summary="Telegram updates (X-Telegram-Bot-Api-Secret-Token checked)",
-                      responses=webhook_responses("Telegram"))
+                      responses={400: {"description": "not a Telegram update"},
+                                 401: {"description": "a wrong or missing X-Telegram-Bot-Api-Secret-Token"},
+                                 404: {"description": "Telegram is off (no TELEGRAM_BOT_TOKEN)"},
+                                 413: {"description": "a body over 1 MiB"}})
     if channel is None:
         return
     url = f"{settings.public_url.rstrip('/')}/telegram/webhook" if settings.public_url else None

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 from .model import Contact, TaskDefinition
 
 #: What the owner of a task may do with it and its runs and schedules (and so may the admin).
-#: ``edit`` replaces the definition of a task they own (it must stay theirs); ``delete`` removes it.
+#: ``delete`` removes the definition; writing one (``define``) stays the admin's.
 OWNER_ACTIONS = frozenset({"see", "run", "cancel", "approve", "activate", "deactivate", "schedule", "unschedule",
-                           "edit", "delete"})
-#: What only the admin may do: write new task definitions, the directory (contacts, datasets,
+                           "delete"})
+#: What only the admin may do: write task definitions, the directory (contacts, datasets,
 #: assistants) and people's tokens.
 ADMIN_ACTIONS = frozenset({"define", "directory", "tokens"})
 ACTIONS = OWNER_ACTIONS | ADMIN_ACTIONS

@@ -65,9 +65,15 @@ class Escalations:
         fields = self.store.fields_of(sub["run_id"], int(sub["step"]))
         return "; ".join(f.prompt for f in fields if f.key not in data)
 
-    def chase_text(self, sub: Mapping[str, str], run: Mapping[str, str], spec: ChaseSpec, n: int) -> str:
-        """Chase ``n``'s text: ``{name}`` the participant, ``{missing}`` the questions they still have to answer."""
-        contact = self.store.find_contacts([sub["participant_id"]]).get(sub["participant_id"])
+    def chase_text(self, sub: Mapping[str, str], run: Mapping[str, str], spec: ChaseSpec, n: int,
+                   contacts: Mapping[str, Contact] | None = None) -> str:
+        """Chase ``n``'s text: ``{name}`` the participant, ``{missing}`` the questions they still have to answer.
+
+        ``contacts``: the participants' contacts read already (a batch of checks reads them at once).
+        """
+        if contacts is None:
+            contacts = self.store.find_contacts([sub["participant_id"]])
+        contact = contacts.get(sub["participant_id"])
         now = self.clock.now()
         return render(spec.message, {
             "name": sub.get("name") or sub["participant_id"], "task": self.store.definition_of(run).name,

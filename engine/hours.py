@@ -157,6 +157,8 @@ def next_open(hours: Hours, tz: ZoneInfo, at: float) -> float:
                 continue
             start = _at(day, w.start, tz)
             end = _at(day + timedelta(days=1) if w.overnight else day, w.end, tz)
+            if end <= start:  # the whole window fell into a clock change's gap (01:30-02:30 that night)
+                continue
             if start <= at < end:
                 return at
             if start > at and (best is None or start < best):

@@ -173,11 +173,17 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of model calls; ``cached_tokens`` is the part of ``prompt_tokens`` the provider read from its
+    prompt cache (OpenAI's ``prompt_tokens_details.cached_tokens``, Anthropic's cache reads), billed at a
+    fraction of the rest."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.cached_tokens + other.cached_tokens)
 
 
 @dataclass(frozen=True)

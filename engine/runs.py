@@ -21,6 +21,7 @@ from .fanin import FanIn
 from .filters import parse_filter
 from .leases import Leases
 from .model import FINAL_RUN, CompileState, ConversationState, RunStatus, TaskDefinition, TaskState
+from .opening import create_args, create_script
 from .outbox import Outbox
 from .owners import Owners
 from .ports import Clock, Jobs
@@ -97,6 +98,7 @@ class Runs:
         self.callbacks = callbacks
         self.owners = owners
         self.batch_size = batch_size
+        self._create = create_script(self.r)
 
     # -- definitions ---------------------------------------------------------
     def apply(self, definition: TaskDefinition) -> TaskDefinition:
@@ -232,18 +234,17 @@ class Runs:
             base = p.llen(keys.run_subs(rid))
             p.multi()
             sids = []
+            created = []
             for i, pid in enumerate(people):
                 sid = f"{rid}-{base + i}"
                 sids.append(sid)
                 contact = contacts.get(pid)
                 token = secrets.token_hex(16)  # lower-case: survives mail systems that fold case
-                p.hset(keys.sub(sid), mapping={
-                    "id": sid, "run_id": rid, "step": step, "kind": kind, "participant_id": pid,
-                    "name": contact.name if contact else pid, "status": "pending", "chases_sent": 0,
-                    "cursor": 0, "data": "{}", "created_at": now, "token": token,
-                })
-                p.set(keys.token(token), sid)
-            p.rpush(keys.run_subs(rid), *sids)
+                created.append((sid, pid, contact.name if contact else pid, token))
+            # one script call writes every sub-task's hash and token, and the run's list of them
+            self._create(keys=[keys.run_subs(rid)], client=p, args=create_args(
+                {"run_id": rid, "step": step, "kind": kind, "status": "pending", "chases_sent": 0, "cursor": 0,
+                 "data": "{}", "created_at": now}, created))
             p.set(keys.run_open(rid, step), len(sids))
             p.hset(keys.run(rid), "fanout_step", step)
             close = state.close if isinstance(state, TaskState) else None

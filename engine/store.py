@@ -251,9 +251,13 @@ class Store:
         for key in ([keys.sub(sid)] if sid else []):
             pipe.hincrby(key, "tokens_prompt", usage.prompt_tokens)
             pipe.hincrby(key, "tokens_completion", usage.completion_tokens)
+            if usage.cached_tokens:
+                pipe.hincrby(key, "tokens_cached", usage.cached_tokens)
         for key in (keys.run_usage(rid), keys.USAGE):
             pipe.hincrby(key, "prompt", usage.prompt_tokens)
             pipe.hincrby(key, "completion", usage.completion_tokens)
+            if usage.cached_tokens:
+                pipe.hincrby(key, "cached", usage.cached_tokens)
             pipe.hincrby(key, "calls", calls)
 
     def count_usage_now(self, rid: str, usage: Usage, calls: int, sid: str | None = None) -> None:
@@ -283,8 +287,9 @@ class Store:
         return (title or b"").decode(), content.decode()
 
     def usage(self, rid: str | None = None) -> dict[str, int]:
-        """Tokens used by a run's model calls (or by every run): prompt, completion, total, calls."""
+        """Tokens used by a run's model calls (or by every run): prompt (of which ``cached_tokens`` came from the
+        provider's prompt cache), completion, total, calls."""
         raw = decode_hash(self.r.hgetall(keys.run_usage(rid) if rid else keys.USAGE))
         prompt, completion = int(raw.get("prompt", 0)), int(raw.get("completion", 0))
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                "model_calls": int(raw.get("calls", 0))}
+                "cached_tokens": int(raw.get("cached", 0)), "model_calls": int(raw.get("calls", 0))}

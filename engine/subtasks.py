@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import keys
 from .chase import decide, next_check, next_due
+from .chasing import chase_many
 from .conversation import Conversations
 from .errors import NotFound
 from .escalations import Escalations
@@ -23,8 +25,9 @@ from .inbox import Inbox
 from .lateness import accepts_late
 from .leases import Leases
 from .model import ChaseSpec, Contact, TaskState
+from .opening import Opened, OpenMarks
 from .outbox import Outbox
-from .ports import Address, Clock, DeliveryFailed, Jobs, Outbound
+from .ports import Address, Clock, Delivery, DeliveryFailed, Jobs, Outbound
 from .questions import widget
 from .scripted import ask
 from .selection import select_channel
@@ -68,8 +71,21 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], sid) end
 return due
 """
 
-#: Chase checks handed to one job: a burst of due reminders costs a job per fifty, not one each.
-CHASE_BATCH = 50
+@dataclass(frozen=True)
+class _Opening:
+    """An opening ready to hand to its channel."""
+
+    sid: str
+    sub: dict[str, str]
+    step: int
+    state: Any
+    window: Availability
+    out: Outbound
+
+
+#: Chase checks handed to one job: a burst of due reminders costs a job per 200, not one each (a batch's
+#: Redis work is a few pipelines, so RQ's own bookkeeping per job was a large share at 50).
+CHASE_BATCH = 200
 
 
 class Subtasks:
@@ -104,10 +120,16 @@ class Subtasks:
         self.working_hours = working_hours
         self._finish = self.r.register_script(FINISH)
         self._take = self.r.register_script(TAKE)
+        self.marks = OpenMarks(self.r, leases.lease_seconds)
 
     # -- opening ------------------------------------------------------------------
     def open_batch(self, rid: str, start: int, end: int) -> None:
-        """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another."""
+        """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another.
+
+        The batch's Redis work is a few pipelines, not round trips per sub-task: the sub-tasks and
+        contacts read at once, the claims in one pipeline, then each opening handed to its channel,
+        then every sent one recorded in one pipeline (:mod:`.opening`).
+        """
         member = f"open:{rid}:{start}:{end}"
         try:
             run = self.store.run_fields(rid)
@@ -122,20 +144,39 @@ class Subtasks:
         contacts = self.store.find_contacts([s["participant_id"] for s in subs])
         assistant = self.store.assistant_of(run)
         retry_at: float | None = None
+
+        def failed(sid: str, exc: Exception) -> None:
+            nonlocal retry_at
+            if isinstance(exc, DeliveryFailed):
+                if exc.permanent:
+                    self.finish(sid, "failed", exc.reason)
+                    return
+                log.warning("opening %s deferred: %s", sid, exc.reason)
+                later = self.clock.now() + (exc.retry_after or self.leases.lease_seconds)
+            else:
+                log.error("opening %s failed; it will be retried", sid, exc_info=exc)
+                later = self.clock.now() + self.leases.lease_seconds
+            retry_at = max(retry_at or 0.0, later)
+
+        ready: list[_Opening] = []
         for sub in subs:
             contact = contacts.get(sub["participant_id"]) or self._stranger(sub["participant_id"])
             try:
-                self.open(run, sub, contact, assistant.channels)
-            except DeliveryFailed as exc:
-                if exc.permanent:
-                    self.finish(sub["id"], "failed", exc.reason)
-                else:
-                    log.warning("opening %s deferred: %s", sub["id"], exc.reason)
-                    later = self.clock.now() + (exc.retry_after or self.leases.lease_seconds)
-                    retry_at = max(retry_at or 0.0, later)
-            except Exception:
-                log.exception("opening %s failed; it will be retried", sub["id"])
-                retry_at = max(retry_at or 0.0, self.clock.now() + self.leases.lease_seconds)
+                prepared = self._prepare(run, sub, contact, assistant.channels)
+            except Exception as exc:
+                failed(sub["id"], exc)
+                continue
+            if prepared is not None:
+                ready.append(prepared)
+        sent: list[tuple[_Opening, Delivery]] = []
+        for prepared, claim in zip(ready, self.marks.claim([o.sid for o in ready]), strict=True):
+            if claim != 1:
+                continue
+            try:
+                sent.append((prepared, self.outbox.send(prepared.out)))
+            except Exception as exc:
+                failed(prepared.sid, exc)
+        self._record(run, sent)
         if retry_at is None:
             self.leases.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
@@ -148,52 +189,59 @@ class Subtasks:
 
     def open(self, run: dict[str, str], sub: dict[str, str], contact: Contact, enabled: Sequence[str]) -> None:
         """Send the opening, unless the participant is away (excused) or outside their working hours
-        (it waits for their next window start, on a timer)."""
+        (it waits for their next window start, on a timer).
+
+        Raises:
+            DeliveryFailed: the channel refused it (the claim lapses after its lease).
+        """
+        prepared = self._prepare(run, sub, contact, enabled)
+        if prepared is None or self.outbox.claim(prepared.sid, "open") != 1:
+            return
+        self._record(run, [(prepared, self.outbox.send(prepared.out))])
+
+    def _prepare(self, run: dict[str, str], sub: dict[str, str], contact: Contact,
+                 enabled: Sequence[str]) -> _Opening | None:
+        """The opening to send, or None: no channel (failed), away (excused) or held for working hours."""
         sid = sub["id"]
         selected = select_channel(contact, enabled, self.outbox.channels)
         if isinstance(selected, str):
             self.finish(sid, "failed", selected)
-            return
-        token = sub["token"]
+            return None
         step = int(sub["step"])
         state = self.store.state_of(run, step)
         window = self.availability(contact, state)
         if sub.get("kind") != "conversation" and self._held(sid, window, contact):
-            return  # an owner's own conversation opens when they asked for it
+            return None  # an owner's own conversation opens when they asked for it
         text = self.conversations.opening(run, state)
-        key = "open"
-        if self.outbox.claim(sid, key) != 1:
-            return
         fields = getattr(state, "fields", None)
         question = widget(fields[0]) if fields else None
-        out = Outbound(Address(selected.channel, selected.id), text, key=f"{sid}:{key}", kind="opening",
-                       subtask_id=sid, reply_token=token, subject=self.store.definition_of(run).name,
+        out = Outbound(Address(selected.channel, selected.id), text, key=f"{sid}:open", kind="opening",
+                       subtask_id=sid, reply_token=sub["token"], subject=self.store.definition_of(run).name,
                        question=question)
-        delivery = self.outbox.send(out)
-        now = self.clock.now()
+        return _Opening(sid, sub, step, state, window, out)
 
-        def mark(p: Any) -> bool:
-            if p.hget(keys.sub(sid), "status") != b"pending":
-                return False
-            p.multi()
-            fields: dict[str, Any] = {"status": "running", "channel": selected.channel, "address": selected.id,
-                                      "opened_at": now, "last_activity_at": now, "tz": window.tz.key,
-                                      "hours": window.hours.text}
+    def _record(self, run: dict[str, str], sent: Sequence[tuple[_Opening, Delivery]]) -> None:
+        """Record sent openings (one pipeline for all), then start the conversations that begin with a turn."""
+        now = self.clock.now()
+        opened = []
+        for o, delivery in sent:
+            fields: dict[str, Any] = {"status": "running", "channel": o.out.address.channel,
+                                      "address": o.out.address.id, "opened_at": now, "last_activity_at": now,
+                                      "tz": o.window.tz.key, "hours": o.window.hours.text}
             if delivery.ref:
                 fields["thread"] = delivery.ref
-                self.outbox.remember_ref(p, selected.channel, delivery.ref, sid)
-            p.hset(keys.sub(sid), mapping=fields)
-            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="opening",
-                                                **({"question": question.to_dict()} if question else {})))
-            p.zadd(keys.active(selected.channel, selected.id), {sid: now})
-            self.outbox.mark_sent(p, sid, key)
-            self.events.emit(p, "subtask.running", run_id=run["id"], subtask_id=sid, status="running",
-                               participant_id=sub["participant_id"], channel=selected.channel)
-            return True
-
-        if self.r.transaction(mark, keys.sub(sid), value_from_callable=True):
-            self.schedule_check(sid, next_check(self.chase_spec(run, step), 0, now, window))
-            self.conversations.kickoff(run, sid, state)
+            question = o.out.question
+            opened.append(Opened(
+                o.sid, o.out.address.channel, o.out.address.id, fields,
+                message("assistant", o.out.text, now, kind="opening",
+                        **({"question": question.to_dict()} if question else {})),
+                next_check(self.chase_spec(run, o.step), 0, now, o.window),
+                self.events.body("subtask.running", run_id=run["id"], subtask_id=o.sid, status="running",
+                                 participant_id=o.sub["participant_id"], channel=o.out.address.channel),
+                delivery.ref))
+        for (o, _), marked in zip(sent, self.marks.mark(opened, now), strict=True):
+            if marked:
+                self.conversations.kickoff(run, o.sid, o.state)
 
     def availability(self, contact: Contact, state: Any) -> Availability:
         """When ``contact`` may be messaged in ``state``: their hours, else the task's, else the default."""
@@ -261,11 +309,8 @@ class Subtasks:
         return len(sids)
 
     def chase_batch(self, sids: Sequence[str]) -> None:
-        for sid in sids:
-            try:
-                self.chase(sid)
-            except Exception:
-                log.exception("chase check of %s failed; it comes due again after its lease", sid)
+        """Run a batch of chase checks, its reads and writes pipelined (:mod:`.chasing`)."""
+        chase_many(self, sids)
 
     def chase(self, sid: str) -> None:
         """Run one chase check: remind, time out, or wait longer (SPEC §4)."""

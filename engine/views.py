@@ -43,7 +43,8 @@ def chat_view(store: Store, sid: str) -> list[dict[str, Any]]:
 
 def usage_of(sub: dict[str, str]) -> dict[str, int]:
     prompt, completion = int(sub.get("tokens_prompt", 0)), int(sub.get("tokens_completion", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "cached_tokens": int(sub.get("tokens_cached", 0))}
 
 
 def next_step(store: Store, sub: dict[str, str]) -> tuple[str | None, str | None]:

@@ -8,6 +8,10 @@ a test can check concurrency limits from the provider's side.
 
 Usage figures follow OpenAI's shape; ``prompt_tokens`` is the request's messages and tool
 definitions at four characters a token (the usual rule of thumb), so history bounds show up.
+Prompt caching works as OpenAI's automatic one does: the longest prefix of a request (its tool
+definitions, then its messages, whole) sent before in an earlier request is read from the cache
+when it is at least ``cache_min_tokens`` (1,024, OpenAI's minimum) and counted in steps of 128
+tokens past it, reported as ``usage.prompt_tokens_details.cached_tokens``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Request:
     ended: float = 0.0
     in_flight: int = 1
     status: int = 200
+    cached_tokens: int = 0  # what the reply reported as read from the prompt cache
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -94,6 +99,8 @@ class FakeOpenAI:
     images: bool = False
     requests: list[Request] = field(default_factory=list)
     max_in_flight: int = 0
+    cache_min_tokens: int = 1024
+    _prefixes: set[str] = field(default_factory=set)
     _queue: list[Reply] = field(default_factory=list)
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -185,6 +192,7 @@ class FakeOpenAI:
                  "function": {"name": name, "arguments": json.dumps(args)}}
                 for i, (name, args) in enumerate(reply.tool_calls)]
         prompt = tokens(record.body.get("messages", [])) + tokens(record.body.get("tools", []))
+        cached = record.cached_tokens = self._cached(record.body)
         completion = tokens(message)
         return 200, {
             "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()),
@@ -192,8 +200,23 @@ class FakeOpenAI:
             "choices": [{"index": 0, "message": message,
                          "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+                      "total_tokens": prompt + completion, "prompt_tokens_details": {"cached_tokens": cached}},
         }, {}
+
+    def _cached(self, body: dict[str, Any]) -> int:
+        """The tokens of the longest whole-item prefix an earlier request sent, as OpenAI counts cache hits."""
+        items = [body.get("tools", []), *body.get("messages", [])]
+        hit, size = 0, 0
+        with self._lock:
+            for i, item in enumerate(items):
+                size += tokens(item)
+                key = json.dumps(items[:i + 1], sort_keys=True)
+                if key in self._prefixes:
+                    hit = size
+                self._prefixes.add(key)
+        if hit < self.cache_min_tokens:
+            return 0
+        return self.cache_min_tokens + (hit - self.cache_min_tokens) // 128 * 128
 
     @staticmethod
     def _send(request: BaseHTTPRequestHandler, status: int, payload: dict[str, Any],

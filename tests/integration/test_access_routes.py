@@ -1,238 +1,281 @@
-"""Every /api route × {the admin token, the owner's token, another person's token, no token} (SPEC §12).
+"""Every /api route with the admin's token, the owner's token, another person's and none (SPEC §12).
 
-Lee owns the task ``lee-task`` (and its run and schedule); Kim owns ``kim-task``. Each row of
-the table is one request on Lee's things (or on a route that is the admin's alone); each caller
-must get the status in the row, and afterwards Redis must show the change made or nothing
-changed. A person's token sees another person's task, run or schedule as not there (404), and
-an admin-only route is 403 for every person.
+Lee owns the task ``mine`` (its run, its schedule); Ann owns ``theirs``. Each row says what each
+caller gets, and a check reads what they see or what changed afterwards, straight from the engine:
+a refused request must leave everything as it was. Something of another owner is a 404 (as if it
+did not exist); what only the admin may do at all is a 403; no token is a 401.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from bot.app import create_app
+from bot.settings import Settings
 from engine.engine import Engine
 from engine.errors import NotFound
-from tests.conftest import contents
 from tests.integration.conftest import TOKEN
 
-
-def task(tid: str, owner: str) -> dict[str, Any]:
-    return {"id": tid, "name": tid.title(), "owner": owner,
-            "template": {"participants": ["ann@example.com"], "fields": [{"key": "today", "prompt": "Today?"}]}}
+MINE = {"id": "mine", "name": "Lee's standup", "owner": "lee@example.com",
+        "template": {"participants": ["ann@example.com"], "fields": [{"key": "today", "prompt": "Today?"}]}}
+THEIRS = {**MINE, "id": "theirs", "name": "Ann's retro", "owner": "ann@example.com"}
+WHO = ("admin", "owner", "other", "none")
 
 
 @dataclass
 class World:
-    """What exists before each request: two owners' tasks, runs and schedules, and everyone's tokens."""
-
     engine: Engine
-    tokens: dict[str, str | None]
     ids: dict[str, str] = field(default_factory=dict)
+
+    def runs_of(self, task_id: str) -> int:
+        return sum(1 for run in self.engine.list_runs(task_id, 500))
+
+    def exists(self, get: Callable[[], Any]) -> bool:
+        try:
+            get()
+        except NotFound:
+            return False
+        return True
 
 
 @pytest.fixture
 def world(engine: Engine) -> World:
-    engine.import_contacts([
-        {"id": "lee", "email": "lee@example.com", "name": "Lee", "slack_user_id": "U_LEE", "preferred_channel": "web"},
-        {"id": "kim", "email": "kim@example.com", "name": "Kim", "preferred_channel": "web"},
-        {"id": "ann", "email": "ann@example.com", "name": "Ann", "preferred_channel": "web"},
-    ])
-    engine.apply_definition(task("lee-task", "lee@example.com"))
-    engine.apply_definition(task("kim-task", "U_KIM_NOT_LINKED"))  # owned by an id Kim's contact does not have
-    engine.apply_definition(task("kims-own", "kim"))  # owned by Kim's contact id
-    w = World(engine, {"admin": TOKEN, "owner": engine.tokens.create("lee")[0],
-                       "other": engine.tokens.create("kim")[0], "none": None})
-    w.ids["lee_run"] = engine.runs.trigger("lee-task", {"week": "1"})
-    w.ids["kim_run"] = engine.runs.trigger("kims-own")
-    w.ids["lee_ended"] = engine.runs.trigger("lee-task")
-    engine.runs.cancel(w.ids["lee_ended"])  # tells Lee (a notification under lee@example.com)
-    kim_ended = engine.runs.trigger("kims-own")
-    engine.runs.cancel(kim_ended)
-    w.ids["lee_schedule"] = engine.schedules.create("lee-task", "0 9 * * MON")["id"]
-    w.ids["kim_schedule"] = engine.schedules.create("kims-own", "0 9 * * TUE")["id"]
-    engine.import_dataset("team", [{"email": "ann@example.com"}])
-    return w
+    engine.import_contacts([{"id": "lee", "email": "lee@example.com", "name": "Lee", "preferred_channel": "web"},
+                            {"id": "ann", "email": "ann@example.com", "name": "Ann", "preferred_channel": "web"}])
+    engine.import_dataset("team", [{"email": "lee@example.com"}])
+    engine.apply_definition(MINE)
+    engine.apply_definition(THEIRS)
+    world = World(engine)
+    world.ids["mine_run"] = engine.runs.trigger("mine", {"week": "23"}, kind="api")
+    world.ids["theirs_run"] = engine.runs.trigger("theirs", kind="api")
+    for task_id in ("mine", "theirs"):  # a cancelled run each: a notification for each owner
+        engine.runs.cancel(engine.runs.trigger(task_id, kind="api"))
+    world.ids["mine_schedule"] = engine.schedules.create("mine", "0 9 * * MON", "UTC", {})["id"]
+    world.ids["theirs_schedule"] = engine.schedules.create("theirs", "0 9 * * TUE", "UTC", {})["id"]
+    world.ids["lee"], _ = engine.tokens.create("lee")
+    world.ids["ann"], _ = engine.tokens.create("ann")
+    return world
+
+
+def ids(items: list[dict[str, Any]], key: str = "id") -> set[str]:
+    return {item[key] for item in items}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    statuses: tuple[int, int, int, int]  # admin, owner (Lee), other (Ann), none
+    body: Any = None
+    check: Callable[[World, str, httpx.Response], None] | None = None
+
+
+def sees_tasks(w: World, who: str, res: httpx.Response) -> None:
+    if who != "none":
+        assert ids(res.json()) == {"admin": {"mine", "theirs"}, "owner": {"mine"}, "other": {"theirs"}}[who]
+
+
+def created_task(w: World, who: str, res: httpx.Response) -> None:
+    assert w.exists(lambda: w.engine.store.get_definition("new")) == (who == "admin")
+
+
+def renamed(w: World, who: str, res: httpx.Response) -> None:
+    name = w.engine.store.get_definition("mine").name
+    assert name == ("Renamed" if who == "admin" else "Lee's standup")
+
+
+def deleted(w: World, who: str, res: httpx.Response) -> None:
+    assert w.exists(lambda: w.engine.store.get_definition("mine")) == (who in ("other", "none"))
+
+
+def one_more_run(w: World, who: str, res: httpx.Response) -> None:
+    assert w.runs_of("mine") == (3 if who in ("admin", "owner") else 2)
+    if who == "owner":
+        run = w.engine.run_view(res.json()["run_id"])
+        assert run["trigger"]["by"] == "lee"  # recorded as who started it
+
+
+def sees_runs(w: World, who: str, res: httpx.Response) -> None:
+    if who != "none":
+        tasks = {run["task_id"] for run in res.json()}
+        assert tasks == {"admin": {"mine", "theirs"}, "owner": {"mine"}, "other": {"theirs"}}[who]
+        assert all("subtasks" not in run for run in res.json())
+
+
+def sees_the_run(w: World, who: str, res: httpx.Response) -> None:
+    if res.status_code == 200:
+        assert res.json()["id"] == w.ids["mine_run"]
+        assert res.json()["gathered"] == {"week": "23"}
+        assert isinstance(res.json()["subtasks"], list)
+
+
+def csv_rows(w: World, who: str, res: httpx.Response) -> None:
+    if res.status_code == 200:
+        assert res.headers["content-type"].startswith("text/csv")
+        assert res.text == w.engine.results_csv(w.ids["mine_run"])  # the CLI's file, byte for byte
+        assert res.text.splitlines()[0] == "id,name,status,today"
+
+
+def cancelled(w: World, who: str, res: httpx.Response) -> None:
+    status = w.engine.store.run_fields(w.ids["mine_run"])["status"]
+    assert status == ("cancelled" if who in ("admin", "owner") else "pending")
+    if res.status_code == 200:
+        assert res.json()["status"] == "cancelled"
+
+
+def still_pending(w: World, who: str, res: httpx.Response) -> None:
+    assert w.engine.store.run_fields(w.ids["mine_run"])["status"] == "pending"
+
+
+def sees_schedules(w: World, who: str, res: httpx.Response) -> None:
+    if who != "none":
+        assert {s["task_id"] for s in res.json()} == {"admin": {"mine", "theirs"}, "owner": {"mine"},
+                                                      "other": {"theirs"}}[who]
+        assert all(s["next_run_at"] for s in res.json())
+
+
+def scheduled(w: World, who: str, res: httpx.Response) -> None:
+    count = len(w.engine.schedules.all("mine"))
+    assert count == (2 if who in ("admin", "owner") else 1)
+
+
+def switched_off(w: World, who: str, res: httpx.Response) -> None:
+    enabled = w.engine.schedules.get(w.ids["mine_schedule"])["enabled"]
+    assert enabled == (who in ("other", "none"))
+    if res.status_code == 200:
+        assert res.json()["enabled"] is False
+
+
+def unscheduled(w: World, who: str, res: httpx.Response) -> None:
+    gone = not w.exists(lambda: w.engine.schedules.get(w.ids["mine_schedule"]))
+    assert gone == (who in ("admin", "owner"))
+
+
+def sees_contacts(w: World, who: str, res: httpx.Response) -> None:
+    if who != "none":
+        assert ids(res.json()) == {"admin": {"lee", "ann"}, "owner": {"lee"}, "other": {"ann"}}[who]
+
+
+def contact_renamed(w: World, who: str, res: httpx.Response) -> None:
+    [lee] = [c for c in w.engine.store.list_contacts() if c.id == "lee"]
+    assert lee.name == ("Lee Renamed" if who == "admin" else "Lee")
+
+
+def dataset_rows(w: World, who: str, res: httpx.Response) -> None:
+    if res.status_code == 200:
+        assert res.json() == {"name": "team", "rows": [{"email": "lee@example.com"}]}
+
+
+def dataset_replaced(w: World, who: str, res: httpx.Response) -> None:
+    assert len(w.engine.store.get_dataset("team")) == (2 if who == "admin" else 1)
+
+
+def own_notifications(w: World, who: str, res: httpx.Response) -> None:
+    if who in ("owner", "other"):
+        assert {n["task_id"] for n in res.json()} == {"owner": {"mine"}, "other": {"theirs"}}[who]
+        assert {n["kind"] for n in res.json()} == {"task_cancelled"}
+    elif who == "admin":
+        assert res.json() == []  # the admin's own: nothing was the admin's
+
+
+def lees_notifications(w: World, who: str, res: httpx.Response) -> None:
+    if res.status_code == 200:
+        assert {n["task_id"] for n in res.json()} == {"mine"}
+
+
+ROWS = [
+    Row("GET", "/api/tasks", (200, 200, 200, 401), check=sees_tasks),
+    Row("POST", "/api/tasks", (201, 403, 403, 401), {**MINE, "id": "new"}, created_task),
+    Row("GET", "/api/tasks/mine", (200, 200, 404, 401)),
+    Row("PUT", "/api/tasks/mine", (200, 403, 403, 401), {**MINE, "name": "Renamed"}, renamed),
+    Row("DELETE", "/api/tasks/mine", (204, 204, 404, 401), check=deleted),
+    Row("POST", "/api/tasks/mine/runs", (202, 202, 404, 401), {"data": {"week": "24"}}, one_more_run),
+    Row("POST", "/api/trigger", (202, 202, 404, 401), {"task_definition_id": "mine"}, one_more_run),
+    Row("GET", "/api/runs", (200, 200, 200, 401), check=sees_runs),
+    Row("GET", "/api/runs/{mine_run}", (200, 200, 404, 401), check=sees_the_run),
+    Row("GET", "/api/runs/{mine_run}/results.csv", (200, 200, 404, 401), check=csv_rows),
+    Row("POST", "/api/runs/{mine_run}/cancel", (200, 200, 404, 401), check=cancelled),
+    Row("POST", "/api/runs/{mine_run}/approve", (409, 409, 404, 401), check=still_pending),
+    Row("GET", "/api/deliverables/nope/file", (404, 404, 404, 401)),
+    Row("GET", "/api/schedules", (200, 200, 200, 401), check=sees_schedules),
+    Row("POST", "/api/schedules", (201, 201, 404, 401), {"task_id": "mine", "cron": "0 10 * * *"}, scheduled),
+    Row("PATCH", "/api/schedules/{mine_schedule}", (200, 200, 404, 401), {"enabled": False}, switched_off),
+    Row("DELETE", "/api/schedules/{mine_schedule}", (204, 204, 404, 401), check=unscheduled),
+    Row("GET", "/api/contacts", (200, 200, 200, 401), check=sees_contacts),
+    Row("GET", "/api/contacts/lee", (200, 200, 404, 401)),
+    Row("PUT", "/api/contacts/lee", (200, 403, 403, 401), {"name": "Lee Renamed", "email": "lee@example.com"},
+        contact_renamed),
+    Row("GET", "/api/datasets/team", (200, 403, 403, 401), check=dataset_rows),
+    Row("PUT", "/api/datasets/team", (200, 403, 403, 401), [{"email": "a@example.com"}, {"email": "b@example.com"}],
+        dataset_replaced),
+    Row("GET", "/api/notifications", (200, 200, 200, 401), check=own_notifications),
+    Row("GET", "/api/notifications?owner=lee@example.com", (200, 200, 403, 401), check=lees_notifications),
+]
 
 
 @pytest.fixture
-def call(base: str, world: World) -> Iterator[Callable[..., httpx.Response]]:
-    with httpx.Client(base_url=base, timeout=10) as client:
-        def send(who: str, method: str, path: str, body: Any = None) -> httpx.Response:
-            token = world.tokens[who]
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            return client.request(method, path.format(**world.ids), json=body, headers=headers)
+def call(world: World, serve) -> Callable[[str, Row], httpx.Response]:
+    base = serve(create_app(world.engine, Settings(api_token=TOKEN)))
 
-        yield send
+    def send(who: str, row: Row) -> httpx.Response:
+        token = {"admin": TOKEN, "owner": world.ids["lee"], "other": world.ids["ann"], "none": None}[who]
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        path = row.path.format(**world.ids)
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            return client.request(row.method, path, json=row.body)
 
-
-CALLERS = ("admin", "owner", "other", "none")
-
-
-def run_status(w: World, name: str) -> str:
-    return w.engine.store.run_fields(w.ids[name])["status"]
+    return send
 
 
-def exists(w: World, tid: str) -> bool:
-    try:
-        w.engine.store.get_definition(tid)
-    except NotFound:
-        return False
-    return True
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("row", ROWS, ids=lambda row: f"{row.method} {row.path}")
+def test_each_route_for_each_caller(row: Row, who: str, world: World, call) -> None:
+    res = call(who, row)
+    assert res.status_code == row.statuses[WHO.index(who)], res.text
+    if res.status_code == 401:
+        assert res.headers["www-authenticate"] == "Bearer"
+    if res.status_code in (403, 404):
+        assert "theirs" not in res.text  # a refusal tells nothing of others' things
+        assert "Ann" not in res.text
+    if row.check is not None:
+        row.check(world, who, res)
 
 
-def runs_of(w: World, tid: str) -> int:
-    return len(w.engine.store.run_ids(tid, 100))
+def test_the_table_has_every_api_route(engine: Engine) -> None:
+    paths = create_app(engine, Settings(api_token=TOKEN)).openapi()["paths"]
+    routes = {(method.upper(), path) for path, ops in paths.items() if path.startswith("/api/") for method in ops}
+    tested = {(row.method, row.path.split("?")[0]) for row in ROWS}
+    generic = {(m, p.replace("{mine_run}", "{run_id}").replace("{mine_schedule}", "{schedule_id}")
+                .replace("/mine", "/{task_id}").replace("/lee", "/{contact_id}").replace("/team", "/{name}")
+                .replace("/nope/", "/{deliverable_id}/")) for m, p in tested}
+    assert routes == generic
 
 
-def schedule(w: World) -> dict[str, Any] | None:
-    try:
-        return w.engine.schedules.get(w.ids["lee_schedule"])
-    except NotFound:
-        return None
+def test_a_revoked_token_opens_nothing_at_once(world: World, call) -> None:
+    row = ROWS[0]
+    assert call("owner", row).status_code == 200
+    world.engine.tokens.revoke(world.ids["lee"][:11])
+    res = call("owner", row)
+    assert res.status_code == 401
+    assert res.json() == {"detail": "missing or wrong bearer token"}
 
 
-#: Requests that change something: (method, path, body, status by caller, what shows the change made).
-CHANGES: list[tuple[str, str, Any, dict[str, int], Callable[[World], bool]]] = [
-    ("POST", "/api/tasks", task("new-task", "lee@example.com"), {"admin": 201, "owner": 403, "other": 403},
-     lambda w: exists(w, "new-task")),
-    ("PUT", "/api/tasks/lee-task", {**task("lee-task", "lee@example.com"), "name": "Renamed"},
-     {"admin": 200, "owner": 200, "other": 404}, lambda w: w.engine.store.get_definition("lee-task").name == "Renamed"),
-    ("DELETE", "/api/tasks/lee-task", None, {"admin": 204, "owner": 204, "other": 404},
-     lambda w: not exists(w, "lee-task")),
-    ("POST", "/api/tasks/lee-task/runs", {"data": {"week": "2"}}, {"admin": 202, "owner": 202, "other": 404},
-     lambda w: runs_of(w, "lee-task") == 3),
-    ("POST", "/api/trigger", {"task_definition_id": "lee-task", "data": {}}, {"admin": 202, "owner": 202, "other": 404},
-     lambda w: runs_of(w, "lee-task") == 3),
-    ("POST", "/api/runs/{lee_run}/cancel", None, {"admin": 200, "owner": 200, "other": 404},
-     lambda w: run_status(w, "lee_run") == "cancelled"),
-    ("POST", "/api/schedules", {"task_id": "lee-task", "cron": "0 10 * * *"},
-     {"admin": 201, "owner": 201, "other": 404},
-     lambda w: len(w.engine.schedules.all("lee-task")) == 2),
-    ("PATCH", "/api/schedules/{lee_schedule}", {"enabled": False}, {"admin": 200, "owner": 200, "other": 404},
-     lambda w: (schedule(w) or {}).get("enabled") is False),
-    ("DELETE", "/api/schedules/{lee_schedule}", None, {"admin": 204, "owner": 204, "other": 404},
-     lambda w: schedule(w) is None),
-    ("PUT", "/api/contacts/zoe", {"email": "zoe@example.com"}, {"admin": 200, "owner": 403, "other": 403},
-     lambda w: "zoe" in {c.id for c in w.engine.store.list_contacts()}),
-    ("PUT", "/api/datasets/team", [{"email": "zoe@example.com"}], {"admin": 200, "owner": 403, "other": 403},
-     lambda w: w.engine.store.get_dataset("team") == [{"email": "zoe@example.com"}]),
-]
-
-
-@pytest.mark.parametrize("who", CALLERS)
-@pytest.mark.parametrize(("method", "path", "body", "statuses", "changed"), CHANGES,
-                         ids=[f"{m} {p}" for m, p, *_ in CHANGES])
-def test_who_may_change_what(world, call, r, who, method, path, body, statuses, changed):
-    before = contents(r, skip=(b"taskbot:tokens",))  # a token's last use is recorded, nothing else
-    res = call(who, method, path, body)
-    expected = statuses.get(who, 401)
-    assert res.status_code == expected, res.text
-    if expected < 300:
-        assert changed(world)
-    else:
-        assert not changed(world)
-        assert contents(r, skip=(b"taskbot:tokens",)) == before
-
-
-def test_approving_is_checked_before_the_state(call, world):
-    """A run not awaiting review: its owner and the admin hear why (409); another person, that it is not there."""
-    got = {who: call(who, "POST", "/api/runs/{lee_run}/approve").status_code for who in CALLERS}
-    assert got == {"admin": 409, "owner": 409, "other": 404, "none": 401}
-    assert run_status(world, "lee_run") == "pending"
-
-
-#: Reads: (path, what each caller sees: a status, or (200, the ids listed)).
-READS: list[tuple[str, dict[str, Any]]] = [
-    ("/api/tasks", {"admin": {"kim-task", "kims-own", "lee-task"}, "owner": {"lee-task"}, "other": {"kims-own"}}),
-    ("/api/tasks/lee-task", {"admin": 200, "owner": 200, "other": 404}),
-    ("/api/tasks/kim-task", {"admin": 200, "owner": 404, "other": 404}),  # an owner id Kim's contact lacks
-    ("/api/runs", {"admin": 4, "owner": 2, "other": 2}),
-    ("/api/runs?task_id=lee-task", {"admin": 2, "owner": 2, "other": 0}),
-    ("/api/runs/{lee_run}", {"admin": 200, "owner": 200, "other": 404}),
-    ("/api/runs/{lee_run}/results.csv", {"admin": 200, "owner": 200, "other": 404}),
-    ("/api/runs/nope", {"admin": 404, "owner": 404, "other": 404}),
-    ("/api/deliverables/nope/file", {"admin": 404, "owner": 404, "other": 404}),
-    ("/api/schedules", {"admin": 2, "owner": 1, "other": 1}),
-    ("/api/contacts", {"admin": {"ann", "kim", "lee"}, "owner": {"lee"}, "other": {"kim"}}),
-    ("/api/contacts/lee", {"admin": 200, "owner": 200, "other": 404}),
-    ("/api/contacts/lee@example.com", {"admin": 200, "owner": 200, "other": 404}),
-    ("/api/datasets/team", {"admin": 200, "owner": 403, "other": 403}),
-    ("/api/notifications", {"admin": 0, "owner": 1, "other": 1}),
-    ("/api/notifications?owner=lee@example.com", {"admin": 1, "owner": 1, "other": 403}),
-]
-
-
-@pytest.mark.parametrize("who", CALLERS)
-@pytest.mark.parametrize(("path", "sees"), READS, ids=[p for p, _ in READS])
-def test_who_sees_what(world, call, who, path, sees):
-    res = call(who, "GET", path)
-    expected = sees.get(who, 401)
-    if who == "none":
-        assert res.status_code == 401
-        assert res.headers["WWW-Authenticate"] == "Bearer"
-    elif isinstance(expected, set):
-        assert res.status_code == 200, res.text
-        assert {item["id"] for item in res.json()} == expected
-    elif expected < 100:  # a count of items listed
-        assert res.status_code == 200, res.text
-        assert len(res.json()) == expected
-    else:
-        assert res.status_code == expected, res.text
-
-
-def test_a_persons_lists_hold_only_their_own_things(world, call):
-    runs = call("owner", "GET", "/api/runs").json()
-    assert {run["task_id"] for run in runs} == {"lee-task"}
-    notes = call("owner", "GET", "/api/notifications").json()
-    assert [(n["kind"], n["run_id"]) for n in notes] == [("task_cancelled", world.ids["lee_ended"])]
-    assert {s["task_id"] for s in call("owner", "GET", "/api/schedules").json()} == {"lee-task"}
-    assert call("owner", "GET", "/api/runs/{lee_run}/results.csv").text.startswith("id,name,status,today")
-
-
-def test_a_run_a_person_starts_records_them_as_its_starter(world, call):
-    res = call("owner", "POST", "/api/tasks/lee-task/runs", {"data": {}})
-    assert res.status_code == 202
-    run = call("owner", "GET", res.headers["Location"]).json()
-    assert run["trigger"] == {"kind": "api", "by": "lee"}
-
-
-def test_an_owner_cannot_give_a_task_away(world, call, r):
-    before = contents(r, skip=(b"taskbot:tokens",))
-    res = call("owner", "PUT", "/api/tasks/lee-task", task("lee-task", "kim@example.com"))
-    assert res.status_code == 403
-    assert "owner" in res.json()["detail"]
-    assert contents(r, skip=(b"taskbot:tokens",)) == before
-    kept = {**task("lee-task", "lee@example.com"), "name": "Kept"}
-    del kept["owner"]  # left out: it stays Lee's
-    assert call("owner", "PUT", "/api/tasks/lee-task", kept).status_code == 200
-    assert world.engine.store.get_definition("lee-task").owner == "lee@example.com"
-
-
-def test_a_revoked_or_made_up_token_opens_nothing(world, call):
-    world.engine.tokens.revoke(world.tokens["owner"] or "")
-    assert call("owner", "GET", "/api/tasks").status_code == 401
-    world.tokens["owner"] = "tb_00000000_" + "x" * 43
-    assert call("owner", "GET", "/api/tasks").status_code == 401
-
-
-def test_a_persons_token_while_redis_is_away_is_a_503_to_retry_not_a_401(serve):
-    """A person's token is looked up in Redis; with Redis away the answer says to retry, and the admin's still opens."""
+def test_a_persons_token_while_redis_is_away_is_a_503_to_retry_not_a_500(serve) -> None:
+    """A person's token is looked up in Redis; with Redis away the gate answers 503 with Retry-After, as every
+    route does, instead of an exception escaping the middleware (a 500). The admin's token needs no lookup."""
     import socket
 
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from bot.app import create_app
     from bot.bootstrap import wire
     from bot.queue import RQJobs
-    from bot.settings import Settings
 
     with socket.socket() as probe:  # a port nobody listens on once this closes
         probe.bind(("127.0.0.1", 0))

@@ -1,4 +1,5 @@
-"""The container files, checked as far as a machine without a container engine can: the Dockerfile by hadolint and
+"""The container files, checked as far as a machine without a container engine can (test_container.py builds and runs
+the image where a Docker daemon answers): the Dockerfile by hadolint and
 against the lock and the Makefile, compose.yaml by Docker Compose's own parser (`docker compose config`) and for what
 a deployment needs (AOF Redis on a volume, restart policies, health checks, workers that scale), .dockerignore for what
 the build needs. And `taskbot healthcheck`, which the compose health checks run, against a real Redis, worker and app.
@@ -58,7 +59,10 @@ def test_the_image_installs_the_lock_with_hashes_then_taskbot_without_deps_and_r
 
     # The Python the image runs is the one the locks are resolved for.
     python = re.search(r"--python-version (\d+\.\d+)", makefile).group(1)
-    images = [args.split()[0] for word, args in steps if word == "FROM"]
+    # The base is a build argument (a local image where Docker Hub is out of reach), whose default is the official one.
+    defaults = dict(args.partition("=")[::2] for word, args in steps if word == "ARG" and "=" in args)
+    images = [re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], args.split()[0])
+              for word, args in steps if word == "FROM"]
     assert len(images) == 2  # a build stage, and the image that runs
     assert all(image.startswith(f"python:{python}-") for image in images), images
 
@@ -114,6 +118,13 @@ def test_docker_compose_reads_the_file_and_refuses_it_without_an_admin_token():
     assert services["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
     assert "FORWARDED_ALLOW_IPS" not in services["worker"]["environment"]
     assert [(p["host_ip"], p["target"]) for p in services["web"]["ports"]] == [("127.0.0.1", 8080)]
+    # The official images by default; local ones where Docker Hub is out of reach (scripts/local-base-images.sh).
+    assert services["redis"]["image"] == "redis:7.2-alpine"
+    assert services["web"]["build"]["args"] == {"BASE": "python:3.11-slim-bookworm"}
+    local = json.loads(compose_config({"TASKBOT_API_TOKEN": "t0ken", "TASKBOT_REDIS_IMAGE": "local/redis:7",
+                                       "TASKBOT_BASE_IMAGE": "local/python:3.11"}).stdout)["services"]
+    assert local["redis"]["image"] == "local/redis:7"
+    assert local["web"]["build"]["args"] == local["worker"]["build"]["args"] == {"BASE": "local/python:3.11"}
 
 
 def test_compose_runs_an_aof_redis_on_a_volume_the_web_app_and_workers_that_scale():

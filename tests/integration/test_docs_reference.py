@@ -59,13 +59,11 @@ def test_every_setting_is_in_the_configuration_doc_with_its_default():
 
 
 def routes(engine) -> set[str]:
-    """The app's own routes: those added to it (Slack, Telegram, /static) and those of bot.app's and bot.apidocs's
-    routers."""
-    from bot import apidocs
+    """The app's own routes: those added to it (Slack, Telegram, /static) and those of bot.app's routers."""
     from bot import app as module
 
     app = create_app(engine, Settings())
-    routers = [r for m in (module, apidocs) for r in vars(m).values() if isinstance(r, APIRouter)]
+    routers = [r for r in vars(module).values() if isinstance(r, APIRouter)]
     found = set()
     for route in [*app.routes, *(r for router in routers for r in router.routes)]:
         if isinstance(route, APIRoute):
@@ -77,7 +75,7 @@ def routes(engine) -> set[str]:
 
 def test_every_route_is_in_the_http_api_doc(engine):
     served = routes(engine)
-    documented = {name for name in table_rows(DOCS / "http-api.md") 
+    documented = {name for name in table_rows(DOCS / "http-api.md")
                   if re.match(r"^(GET|POST|PUT|PATCH|DELETE) /", name)}
     assert sorted(served - documented) == []
     assert sorted(documented - served) == []  # nor a route that is not there

@@ -359,7 +359,8 @@ def test_at_most_two_turns_at_once_across_three_workers(engine, fake, workers, w
             return Reply(text="# Done\n\nThe deliverable.", delay=0.3)
         if request.last["role"] == "tool":
             return Reply(text="All done.", delay=0.3)
-        return Reply(tool_calls=[("complete_subtask", {})], delay=0.3)
+        # long enough that two turns surely overlap on a busy machine: the limit must be reached, not only kept
+        return Reply(tool_calls=[("complete_subtask", {})], delay=1.0)
 
     fake.responder = respond
     assistant(engine, fake)
@@ -466,3 +467,30 @@ def test_a_tool_call_whose_value_cannot_be_stored_is_refused_to_the_model(engine
     assert results[0].startswith("error: arguments.value: contains a lone surrogate (\\ud800)")
     assert results[1] == "error: arguments.value: nested deeper than 32 levels"
     assert engine.list_runs()[0]["id"] == rid
+
+
+def test_prompt_cache_reads_the_provider_reports_are_counted_in_usage(engine, fake, drain):
+    # a system prompt long enough for OpenAI's automatic cache (1,024 tokens), and two turns in which
+    # nothing is recorded: the second call repeats the first's tools, system prompt and history
+    long_prompt = "You are helper, the team's assistant. " + "Keep every answer short and friendly. " * 130
+    a = Assistant(id="helper", model="openai/helper-model", api_base=fake.api_base, api_key_env=KEY_ENV,
+                  system_prompt=long_prompt)
+    engine.store.put_assistant(a)
+    rid = start(engine, drain, weekly())
+    alice = subtask(engine, rid)
+    fake.script(text("It's for the weekly status. What did you ship?"))
+    answer(engine, alice, "Hi, what is this about?", "m1")
+    drain()
+    fake.script(text("No rush. What did you ship this week?"))
+    answer(engine, alice, "Let me think", "m2")
+    drain()
+
+    first, second = fake.chats()
+    assert first.cached_tokens == 0  # nothing was cached before the first call
+    assert second.cached_tokens >= 1024
+    view = engine.run_view(rid)
+    assert view["usage"]["cached_tokens"] == second.cached_tokens
+    assert view["usage"]["prompt_tokens"] > view["usage"]["cached_tokens"]
+    assert subtask(engine, rid)["usage"]["cached_tokens"] == second.cached_tokens
+    status = engine.store.usage()
+    assert status["cached_tokens"] == second.cached_tokens

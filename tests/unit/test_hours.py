@@ -138,3 +138,14 @@ def test_the_next_window_start_is_never_before_the_instant_and_is_inside_a_windo
     assert next_open(hours, tz, found) == found  # it is inside a window
     if found - 1 >= start:
         assert next_open(hours, tz, found - 1) > found - 1  # and no earlier instant since ``start`` is
+
+
+def test_a_window_that_falls_into_the_spring_gap_is_skipped():
+    # 01:30-02:30 does not exist in London on 2026-03-29 (01:00 GMT jumps to 02:00 BST): the next
+    # window is the next night's, not the instant the missing one would have started (found by hypothesis)
+    london = ZoneInfo("Europe/London")
+    hours = parse_hours("Mon-Sun 01:30-02:30")
+    evening = datetime(2026, 3, 28, 23, 20, tzinfo=UTC).timestamp()
+    found = next_open(hours, london, evening)
+    assert datetime.fromtimestamp(found, london) == datetime(2026, 3, 30, 1, 30, tzinfo=london)
+    assert next_open(hours, london, found) == found
