@@ -105,7 +105,8 @@ api = APIRouter(prefix="/api", dependencies=[Depends(caller_of), Depends(storabl
 DefinitionBody = Annotated[dict[str, Any], Shaped(TaskDefinition),
                            Body(description="a task definition (SPEC §3), as JSON; the engine validates it")]
 ContactBody = Annotated[dict[str, Any], Shaped(Contact), Body(description="one contact; `id` may be left out")]
-ROWS_SCHEMA = {"type": "array", "items": {"type": "object"}}
+ROWS_SCHEMA = {"type": "array", "items": {"type": "object", "additionalProperties": True,
+                                          "description": "one row: column name to value (the dataset's own columns)"}}
 #: Taken as any list or object, so the engine names a bad row (``rows[1]``) in its words.
 RowsBody = Annotated[list[Any] | dict[str, Any],
                      WithJsonSchema({"anyOf": [ROWS_SCHEMA, {"type": "object", "properties": {"rows": ROWS_SCHEMA},

@@ -88,3 +88,39 @@ def test_every_answer_is_a_documented_one(engine, base, mode, who):
             failures.append(f"{operation.label}: {exc}")
     assert operations >= 25
     assert not failures, "\n\n".join(failures)
+
+
+def described(schema: dict, components: dict) -> bool:
+    """Whether a schema tells a client the shape: a named model, an object with properties, a list of such."""
+    if "$ref" in schema:
+        return described(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    if "anyOf" in schema or "oneOf" in schema:
+        return all(described(s, components) for s in schema.get("anyOf", schema.get("oneOf", []))
+                   if s.get("type") != "null")
+    if schema.get("type") == "array":
+        return described(schema.get("items", {}), components)
+    if schema.get("type") == "object" or not schema:  # a map says what its values are (a dataset's row)
+        return bool(schema.get("properties")) or "additionalProperties" in schema
+    return True  # a string, a number ...
+
+
+def test_no_api_body_is_a_bare_object(api):
+    spec = api.get("/openapi.json").json()
+    components = spec["components"]["schemas"]
+    bare = []
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, op in operations.items():
+            bodies = {"request": op.get("requestBody", {}).get("content", {}).get("application/json", {})}
+            bodies |= {status: answer.get("content", {}).get("application/json", {})
+                       for status, answer in op["responses"].items()}
+            for where, content in bodies.items():
+                if content and not described(content["schema"], components):
+                    bare.append(f"{method.upper()} {path} {where}")
+            assert {"401"} <= set(op["responses"]), (method, path)
+            if "{" in path:
+                assert "404" in op["responses"] or "403" in op["responses"], (method, path)
+    assert bare == []
+    for model in ("Run", "RunSummary", "Subtask", "Schedule", "Notification", "ScheduleRequest", "TemplateSpec"):
+        assert components[model]["properties"], model
