@@ -190,6 +190,8 @@ class Conversations:
         sub = self.store.sub_fields(sid)
         run = self.store.run_fields(sub["run_id"])
         assistant = self.assistant_for(run["id"])
+        if self.over_budget(run, assistant):
+            return None  # the scripted questions go on instead of the model (the inbox applies it)
         meta = json.loads(msg.get("meta") or "{}")
         if not takes_answer(self.store, sub) or meta.get("auto_reply"):
             self._apply(iid, sid, msg, run, None)
@@ -203,6 +205,31 @@ class Conversations:
             turn = self._compute(iid, sub, run, assistant, msg, meta) if takes_answer(self.store, sub) else None
             self._apply(iid, sid, msg, run, turn)
         return "applied"
+
+    def over_budget(self, run: dict[str, str], assistant: Assistant) -> bool:
+        """True when the run's next model call would take it past its token budget (the lower of the task's and
+        the assistant's ``budget``); the first time, the owner is told (in-app, once per run).
+
+        The next call is reckoned at the run's average so far, so a run stops before it goes over, not after.
+        """
+        limits = [b.tokens for b in (self.store.definition_of(run).budget, assistant.budget) if b is not None]
+        if not limits:
+            return False
+        used = self.store.usage(run["id"])
+        spent, calls = used["total_tokens"], used["model_calls"]
+        if spent + (spent / calls if calls else 0) <= min(limits):
+            return False
+        text = (f"Run {run['id']} of {run['task_id']} reached its budget of {min(limits):,} model tokens "
+                f"({spent:,} spent): the remaining participants get the scripted questions, without the model.")
+        with self.r.pipeline() as p:
+            p.sadd(keys.run_notified(run["id"]), "budget_reached:app")
+            added = p.execute()[0]
+        if added:
+            with self.r.pipeline() as p:
+                self.store.notify(p, self.clock.now(), run["owner"], "budget_reached", run, text)
+                p.execute()
+            log.warning("%s", text)
+        return True
 
     def _compute(self, iid: str, sub: dict[str, str], run: dict[str, str], assistant: Assistant,
                  msg: dict[str, str], meta: dict[str, Any]) -> AgentTurn:

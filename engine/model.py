@@ -111,6 +111,14 @@ class FieldSpec(Strict):
         return self
 
 
+class Budget(Strict):
+    """``budget: {tokens: N}`` on a task or an assistant: the model tokens (prompt and completion) one run may
+    spend. A run that would go past it calls the model no more: the rest of its conversations go on with the
+    scripted questions, and its owner is told once."""
+
+    tokens: int = Field(ge=1)
+
+
 ESCALATION_TEXT = "Hi {name}: {missing} has not answered \"{task}\" yet, after every reminder. It closes {deadline}."
 
 
@@ -268,6 +276,7 @@ class TaskDefinition(Strict):
     template: TemplateSpec | None = None
     workflow: list[WorkflowState] | None = None
     report_to: list[Annotated[str, AfterValidator(report_target)]] = Field(default_factory=list)
+    budget: Budget | None = None
     _states: list[ConversationState | TaskState | CompileState] | None = PrivateAttr(default=None)
 
     @field_validator("id")
@@ -384,6 +393,7 @@ class Assistant(Strict):
     api_base: str | None = None
     api_key_env: str | None = None
     image_model: str | None = None  # for `image` deliverables; default: ``model``
+    budget: Budget | None = None  # per run of any task this assistant does (the task's own, if lower, wins)
 
     @field_validator("id")
     @classmethod
