@@ -83,6 +83,11 @@ class _Opening:
     out: Outbound
 
 
+#: Seconds an open batch may hold sent openings before recording them: a participant who answers before
+#: their sub-task is recorded as running would be told it is not open yet, and a paced channel (Telegram
+#: at 30/s, Slack at its posting rate) takes seconds for a batch of 100.
+RECORD_EVERY = 0.05
+
 #: Chase checks handed to one job: a burst of due reminders costs a job per 200, not one each (a batch's
 #: Redis work is a few pipelines, so RQ's own bookkeeping per job was a large share at 50).
 CHASE_BATCH = 200
@@ -169,6 +174,7 @@ class Subtasks:
             if prepared is not None:
                 ready.append(prepared)
         sent: list[tuple[_Opening, Delivery]] = []
+        since = self.clock.now()
         for prepared, claim in zip(ready, self.marks.claim([o.sid for o in ready]), strict=True):
             if claim != 1:
                 continue
@@ -176,6 +182,9 @@ class Subtasks:
                 sent.append((prepared, self.outbox.send(prepared.out)))
             except Exception as exc:
                 failed(prepared.sid, exc)
+            if sent and self.clock.now() - since >= RECORD_EVERY:  # a paced channel: record as it goes
+                self._record(run, sent)
+                sent, since = [], self.clock.now()
         self._record(run, sent)
         if retry_at is None:
             self.leases.release(member)
