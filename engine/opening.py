@@ -4,8 +4,9 @@ Opening a sub-task used to cost a transaction of its own after the send (WATCH, 
 five writes, EXEC) and a separate ZADD for its first chase check: three round trips and ten
 commands for each of thousands of sub-tasks. The script below does the same writes, only
 while the sub-task is still ``pending`` (a cancel or a reroute in between wins, as the
-transaction's WATCH made it), and :meth:`OpenMarks.mark` sends a batch's calls in one
-pipeline. The claims before the sends are pipelined the same way (:meth:`OpenMarks.claim`).
+transaction's WATCH made it), in one round trip; an open batch records each opening right
+after its send (an answer may follow it at once). The claims before the sends are pipelined
+for the whole batch (:meth:`OpenMarks.claim`).
 """
 
 from __future__ import annotations
@@ -77,17 +78,21 @@ class OpenMarks:
 
     def mark(self, opened: Sequence[Opened], now: float, key: str = "open") -> list[bool]:
         """Record each sent opening while its sub-task is pending; True where it was recorded."""
-        if not opened:
+        calls = []
+        for o in opened:
+            ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
+                  keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS]
+            if o.ref:
+                ks.append(keys.thread(o.channel, o.ref))
+            pairs = [x for k, v in o.fields.items() for x in (k, v)]
+            calls.append((ks, [o.sid, o.message, now, o.next_check, o.event, key, REF_TTL, *pairs]))
+        if not calls:
             return []
+        if len(calls) == 1:  # one round trip (a pipeline with a script checks it is loaded first)
+            return [int(self._mark(keys=calls[0][0], args=calls[0][1])) == 1]
         with self.r.pipeline(transaction=False) as p:
-            for o in opened:
-                ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
-                      keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS]
-                if o.ref:
-                    ks.append(keys.thread(o.channel, o.ref))
-                pairs = [x for k, v in o.fields.items() for x in (k, v)]
-                self._mark(keys=ks, args=[o.sid, o.message, now, o.next_check, o.event, key, REF_TTL, *pairs],
-                           client=p)
+            for ks, args in calls:
+                self._mark(keys=ks, args=args, client=p)
             return [int(x) == 1 for x in p.execute()]
 
 

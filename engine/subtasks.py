@@ -83,11 +83,6 @@ class _Opening:
     out: Outbound
 
 
-#: Seconds an open batch may hold sent openings before recording them: a participant who answers before
-#: their sub-task is recorded as running would be told it is not open yet, and a paced channel (Telegram
-#: at 30/s, Slack at its posting rate) takes seconds for a batch of 100.
-RECORD_EVERY = 0.05
-
 #: Chase checks handed to one job: a burst of due reminders costs a job per 200, not one each (a batch's
 #: Redis work is a few pipelines, so RQ's own bookkeeping per job was a large share at 50).
 CHASE_BATCH = 200
@@ -131,9 +126,10 @@ class Subtasks:
     def open_batch(self, rid: str, start: int, end: int) -> None:
         """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another.
 
-        The batch's Redis work is a few pipelines, not round trips per sub-task: the sub-tasks and
-        contacts read at once, the claims in one pipeline, then each opening handed to its channel,
-        then every sent one recorded in one pipeline (:mod:`.opening`).
+        The batch's Redis work is a few round trips, not several per sub-task: the sub-tasks and
+        contacts read at once, the claims in one pipeline, then each opening handed to its channel
+        and recorded right after by one Lua call (:mod:`.opening`), as the three round trips of a
+        transaction and a ZADD did before.
         """
         member = f"open:{rid}:{start}:{end}"
         try:
@@ -173,19 +169,17 @@ class Subtasks:
                 continue
             if prepared is not None:
                 ready.append(prepared)
-        sent: list[tuple[_Opening, Delivery]] = []
-        since = self.clock.now()
         for prepared, claim in zip(ready, self.marks.claim([o.sid for o in ready]), strict=True):
             if claim != 1:
                 continue
             try:
-                sent.append((prepared, self.outbox.send(prepared.out)))
+                delivery = self.outbox.send(prepared.out)
             except Exception as exc:
                 failed(prepared.sid, exc)
-            if sent and self.clock.now() - since >= RECORD_EVERY:  # a paced channel: record as it goes
-                self._record(run, sent)
-                sent, since = [], self.clock.now()
-        self._record(run, sent)
+                continue
+            # recorded at once (one call), not with the batch: an answer that comes before its sub-task
+            # has its channel and address would not be taken for the participant's
+            self._record(run, [(prepared, delivery)])
         if retry_at is None:
             self.leases.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
