@@ -10,6 +10,7 @@ Run it as ``celery -A bench.celery_peer worker`` with ``BENCH_CELERY_URL`` set (
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import secrets
@@ -65,19 +66,35 @@ def chord_seconds(url: str, n: int, n_workers: int) -> dict[str, float]:
          "--without-mingle", "-l", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     r = redis.Redis.from_url(url)
+    # a client app of this call's own: the module's app keeps its connections to the first Redis it used
+    client = Celery("bench-client", broker=url, backend=url)
+    client.conf.update(task_default_queue="bench", broker_connection_retry_on_startup=True)
+
+    def opening(rid: str, i: int, pid: str) -> Any:
+        return client.signature("bench.open_subtask", args=(rid, i, pid))
+
     try:
-        app.conf.update(broker_url=url, result_backend=url)
-        chord(group(open_subtask.s("warm", i, "w") for i in range(n_workers * 2)))(fan_in.s("warm"))
+        results = [chord(group([opening("warm", i, "w") for i in range(n_workers * 2)], app=client),
+                         app=client)(client.signature("bench.fan_in", args=("warm",)))]
         wait(lambda: r.exists("peer:done:warm"), timeout=120)  # the worker is up (results are not read back)
         r.delete("bench:sent")
-        sigs = [open_subtask.s("peer", i, f"p{i}@example.com") for i in range(n)]
+        header = group([opening("peer", i, f"p{i}@example.com") for i in range(n)], app=client)
         t0 = time.time()
-        chord(group(sigs))(fan_in.s("peer"))
+        results.append(chord(header, app=client)(client.signature("bench.fan_in", args=("peer",))))
         wait(lambda: r.exists("peer:done:peer"), timeout=900, step=0.02)
         done = json.loads(r.get("peer:done:peer") or b"{}")
         last = max(json.loads(x)["t"] for x in r.lrange("bench:sent", 0, -1))
+        # the result objects unsubscribe when collected: do it while this Redis is up (Celery keeps them in
+        # its pending map, so at exit they would try a Redis that is gone, and print the failure)
+        del results
+        for mapping in client.backend._pending_results:
+            for waiters in list(mapping.values()):
+                for result in list(waiters.values()):
+                    client.backend.remove_pending_result(result)
+        gc.collect()
         return {"last_opening_s": last - t0, "fan_in_s": float(done["t"]) - t0}
     finally:
+        client.close()
         worker.terminate()
         try:
             worker.wait(timeout=30)

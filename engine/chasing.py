@@ -4,10 +4,11 @@ The scheduler pass hands due checks to workers in batches (``CHASE_BATCH``). Che
 one by one cost each sub-task its hash, its inbox, its run, its contact (twice: once more for
 the reminder's text), a claim, and a transaction: some ten round trips, so 10,000 reminders
 falling due at once were seconds late. Here a batch reads every sub-task's hash and inbox length
-in one pipeline, the runs and contacts once, claims all reminders in one pipeline and records
-all sent ones in one transaction. Each decision is still :func:`.chase.decide`'s, and the rare
-outcomes (an opening held for working hours, a time-out, an escalation, an away participant)
-take the single-check path of :class:`.subtasks.Subtasks`.
+in one pipeline, the runs and contacts once, and writes the next checks of those that wait in one
+more; a reminder costs two round trips of its own (its claim, then its record, around the send).
+Each decision is still :func:`.chase.decide`'s, and the rare outcomes (an opening held for
+working hours, a time-out, an escalation, an away participant) take the single-check path of
+:class:`.subtasks.Subtasks`.
 """
 
 from __future__ import annotations
@@ -103,14 +104,13 @@ def chase_many(subtasks: Subtasks, sids: Sequence[str]) -> None:
 
 def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[str, str], int, Any, Any]],
                  contacts: dict[str, Any]) -> None:
-    """Send the reminders (each at most once: claimed together, recorded together)."""
-    claims = s.marks.claim_keys([(sid, f"chase:{n}") for sid, _, _, n, _, _ in reminders])
-    sent = []
+    """Send the reminders, each at most once: claimed right before its send and recorded right after (one
+    round trip each), since on a paced channel a batch takes longer than a claim or a taken check lives."""
     deferred: dict[str, float] = {}
-    for (sid, sub, run, n, spec, window), claim in zip(reminders, claims, strict=True):
-        if claim != 1:
-            continue  # sent already, or being sent by another worker that sets the next check
+    for sid, sub, run, n, spec, window in reminders:
         key = f"chase:{n}"
+        if s.outbox.claim(sid, key) != 1:
+            continue  # sent already, or being sent by another worker that sets the next check
         try:
             text = s.escalations.chase_text(sub, run, spec, n, contacts)
             out = Outbound(Address(sub["channel"], sub["address"]), text, key=f"{sid}:{key}", kind="chase",
@@ -129,11 +129,8 @@ def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[st
         except Exception:
             log.exception("reminder to %s failed; it comes due again after its lease", sid)
             continue
-        sent.append((sid, sub, n, spec, window, text, delivery))
-    now = s.clock.now()
-    with s.r.pipeline() as p:  # one MULTI/EXEC: each sub-task's record is whole, as its own transaction was
-        for sid, sub, n, spec, window, text, delivery in sent:
-            key = f"chase:{n}"
+        now = s.clock.now()
+        with s.r.pipeline() as p:  # MULTI/EXEC, as the single check's transaction
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
             s.outbox.mark_sent(p, sid, key)
@@ -142,6 +139,6 @@ def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[st
                                            last_chase_at=now, spec=spec, window=window,
                                            escalated=bool(sub.get("escalated_at")))[1], p)
             s.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
-        if deferred:
-            p.zadd(keys.TIMERS, deferred)
-        p.execute()
+            p.execute()
+    if deferred:
+        s.r.zadd(keys.TIMERS, deferred)

@@ -1,11 +1,11 @@
-"""A sent opening recorded: one Lua call per sub-task, a whole batch of them in one round trip.
+"""A sent opening recorded: one Lua call per sub-task (several may share a pipeline).
 
 Opening a sub-task used to cost a transaction of its own after the send (WATCH, HGET, MULTI,
 five writes, EXEC) and a separate ZADD for its first chase check: three round trips and ten
 commands for each of thousands of sub-tasks. The script below does the same writes, only
 while the sub-task is still ``pending`` (a cancel or a reroute in between wins, as the
-transaction's WATCH made it), and :meth:`OpenMarks.mark` sends a batch's calls in one
-pipeline. The claims before the sends are pipelined the same way (:meth:`OpenMarks.claim`).
+transaction's WATCH made it), in one round trip; an open batch records each opening right
+after its send (an answer may follow it at once).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from . import keys
-from .outbox import CLAIM, REF_TTL
+from .outbox import REF_TTL
 
 # KEYS: 1 sub 2 conversation 3 active (channel, address) 4 sent marks 5 claim 6 timers 7 events [8 thread ref].
 # ARGV: 1 sid 2 opening message 3 now 4 next check 5 event body ('' none) 6 sent key 7 ref TTL, 8.. field pairs.
@@ -53,41 +53,30 @@ class Opened:
 
 
 class OpenMarks:
-    """Claims and marks for a batch of openings, each batch one pipeline."""
+    """Records of sent openings: one Lua call each, several in one pipeline."""
 
     def __init__(self, r: redis.Redis, lease_seconds: float) -> None:
         self.r = r
         self.lease_seconds = lease_seconds
         self._mark = r.register_script(MARK)
-        self._claim = r.register_script(CLAIM)
-
-    def claim(self, sids: Sequence[str], key: str = "open") -> list[int]:
-        """:meth:`Outbox.claim` for each sub-task, in one round trip (1 send, 0 sent, -1 being sent)."""
-        return self.claim_keys([(sid, key) for sid in sids])
-
-    def claim_keys(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
-        """:meth:`Outbox.claim` for each (sub-task, message key), in one round trip."""
-        if not pairs:
-            return []
-        with self.r.pipeline(transaction=False) as p:
-            for sid, key in pairs:
-                self._claim(keys=[keys.sub_sent(sid), keys.claim(sid, key)],
-                            args=[key, int(self.lease_seconds * 1000)], client=p)
-            return [int(x) for x in p.execute()]
 
     def mark(self, opened: Sequence[Opened], now: float, key: str = "open") -> list[bool]:
         """Record each sent opening while its sub-task is pending; True where it was recorded."""
-        if not opened:
+        calls = []
+        for o in opened:
+            ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
+                  keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS]
+            if o.ref:
+                ks.append(keys.thread(o.channel, o.ref))
+            pairs = [x for k, v in o.fields.items() for x in (k, v)]
+            calls.append((ks, [o.sid, o.message, now, o.next_check, o.event, key, REF_TTL, *pairs]))
+        if not calls:
             return []
+        if len(calls) == 1:  # one round trip (a pipeline with a script checks it is loaded first)
+            return [int(self._mark(keys=calls[0][0], args=calls[0][1])) == 1]
         with self.r.pipeline(transaction=False) as p:
-            for o in opened:
-                ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
-                      keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS]
-                if o.ref:
-                    ks.append(keys.thread(o.channel, o.ref))
-                pairs = [x for k, v in o.fields.items() for x in (k, v)]
-                self._mark(keys=ks, args=[o.sid, o.message, now, o.next_check, o.event, key, REF_TTL, *pairs],
-                           client=p)
+            for ks, args in calls:
+                self._mark(keys=ks, args=args, client=p)
             return [int(x) == 1 for x in p.execute()]
 
 

@@ -126,9 +126,9 @@ class Subtasks:
     def open_batch(self, rid: str, start: int, end: int) -> None:
         """Open sub-tasks ``start:end`` of the run; one participant's failure never stops another.
 
-        The batch's Redis work is a few pipelines, not round trips per sub-task: the sub-tasks and
-        contacts read at once, the claims in one pipeline, then each opening handed to its channel,
-        then every sent one recorded in one pipeline (:mod:`.opening`).
+        The sub-tasks and contacts are read at once; each opening is claimed, handed to its channel
+        and recorded right after by one Lua call (:mod:`.opening`), where a transaction (three round
+        trips) and a ZADD did it before.
         """
         member = f"open:{rid}:{start}:{end}"
         try:
@@ -168,15 +168,18 @@ class Subtasks:
                 continue
             if prepared is not None:
                 ready.append(prepared)
-        sent: list[tuple[_Opening, Delivery]] = []
-        for prepared, claim in zip(ready, self.marks.claim([o.sid for o in ready]), strict=True):
-            if claim != 1:
+        for prepared in ready:
+            # claimed right before its send and recorded right after, one call each, not with the batch:
+            # on a paced channel a batch takes seconds, longer than a claim lives, and an answer that
+            # comes before its sub-task has its channel and address would not be taken for the participant's
+            if self.outbox.claim(prepared.sid, "open") != 1:
                 continue
             try:
-                sent.append((prepared, self.outbox.send(prepared.out)))
+                delivery = self.outbox.send(prepared.out)
             except Exception as exc:
                 failed(prepared.sid, exc)
-        self._record(run, sent)
+                continue
+            self._record(run, [(prepared, delivery)])
         if retry_at is None:
             self.leases.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
