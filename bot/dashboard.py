@@ -275,24 +275,21 @@ dashboard.post("/tasks/{task_id}/activate")(switch_task(True))
 dashboard.post("/tasks/{task_id}/deactivate")(switch_task(False))
 
 
-@dashboard.post("/runs/{run_id}/cancel")
-async def cancel_run(run_id: str, request: Request) -> Response:
-    def do(engine: Engine, caller: Caller, form: dict[str, str]) -> str:
-        check(caller, "cancel", run_owner(engine, caller, run_id), f"run {run_id}")
-        engine.runs.cancel(run_id)
-        return f"/runs/{run_id}"
+def run_action(action: str) -> Callable[[str, Request], Any]:
+    """The form behind a run's ``cancel`` or ``approve`` button: the owner's (or the admin's) call to Runs."""
+    async def on(run_id: str, request: Request) -> Response:
+        def do(engine: Engine, caller: Caller, form: dict[str, str]) -> str:
+            check(caller, action, run_owner(engine, caller, run_id), f"run {run_id}")
+            getattr(engine.runs, action)(run_id)
+            return f"/runs/{run_id}"
 
-    return await act(request, do, on_run(run_id))
+        return await act(request, do, on_run(run_id))
+
+    return on
 
 
-@dashboard.post("/runs/{run_id}/approve")
-async def approve_run(run_id: str, request: Request) -> Response:
-    def do(engine: Engine, caller: Caller, form: dict[str, str]) -> str:
-        check(caller, "approve", run_owner(engine, caller, run_id), f"run {run_id}")
-        engine.runs.approve(run_id)
-        return f"/runs/{run_id}"
-
-    return await act(request, do, on_run(run_id))
+dashboard.post("/runs/{run_id}/cancel")(run_action("cancel"))
+dashboard.post("/runs/{run_id}/approve")(run_action("approve"))
 
 
 @dashboard.post("/schedules")

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import keys
-from .chase import decide, next_due
+from .chase import decide
 from .errors import NotFound
 from .inbox import inbox_of_subtask
 from .ports import Address, DeliveryFailed, Outbound
-from .store import decode_hash, message
+from .store import decode_hash
 
 #: The :class:`.subtasks.Subtasks` that runs the checks (typed loosely: it imports this module).
 Subtasks = Any
@@ -129,16 +129,6 @@ def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[st
         except Exception:
             log.exception("reminder to %s failed; it comes due again after its lease", sid)
             continue
-        now = s.clock.now()
-        with s.r.pipeline() as p:  # MULTI/EXEC, as the single check's transaction
-            p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
-            p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
-            s.outbox.mark_sent(p, sid, key)
-            s.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
-            s.schedule_check(sid, next_due(chases_sent=n, last_activity_at=float(sub["last_activity_at"]),
-                                           last_chase_at=now, spec=spec, window=window,
-                                           escalated=bool(sub.get("escalated_at")))[1], p)
-            s.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
-            p.execute()
+        s.record_chase(sid, sub, n, spec, window, text, delivery)
     if deferred:
         s.r.zadd(keys.TIMERS, deferred)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -377,20 +377,23 @@ class Subtasks:
             self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
             log.warning("reminder to %s deferred: %s", sid, exc.reason)
             return
-        now = self.clock.now()
+        self.record_chase(sid, sub, n, spec, window, text, delivery)
 
-        def mark(p: Any) -> None:
-            p.multi()
+    def record_chase(self, sid: str, sub: Mapping[str, str], n: int, spec: ChaseSpec, window: Availability,
+                     text: str, delivery: Delivery) -> None:
+        """Reminder ``n``, sent, recorded whole in one MULTI/EXEC (by the single and the batched check alike):
+        the count, the conversation, the sent mark, the reply ref, the next check and the event."""
+        now = self.clock.now()
+        with self.r.pipeline() as p:
             p.hset(keys.sub(sid), mapping={"chases_sent": n, "last_chase_at": now})
             p.rpush(keys.sub_conv(sid), message("assistant", text, now, kind="chase"))
-            self.outbox.mark_sent(p, sid, key)
+            self.outbox.mark_sent(p, sid, f"chase:{n}")
             self.outbox.remember_ref(p, sub["channel"], delivery.ref, sid)
             self.schedule_check(sid, next_due(chases_sent=n, last_activity_at=float(sub["last_activity_at"]),
                                               last_chase_at=now, spec=spec, window=window,
                                               escalated=bool(sub.get("escalated_at")))[1], p)
             self.events.emit(p, "subtask.chased", run_id=sub["run_id"], subtask_id=sid, chases_sent=n)
-
-        self.r.transaction(mark, keys.sub(sid))
+            p.execute()
 
     # -- moving to another channel ---------------------------------------------------
     def reroute(self, sid: str, reason: str) -> str | None:
