@@ -7,6 +7,7 @@ BIN = $(VENV)/bin
 UV_VERSION = 0.13.9
 # `make lock UPGRADE=` only adds what pyproject.toml gained, keeping every other pin
 UPGRADE ?= --upgrade
+TEST_WORKERS ?= 4
 
 .PHONY: demo test test-container base-images lint bench bench-smoke lock clean
 
@@ -26,8 +27,10 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The tests mostly wait (on workers, timers, servers), so four run at once even on two cores (pytest-xdist);
+# `make test TEST_WORKERS=0` runs them one by one.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # The image built and run under Docker Compose (a Docker daemon; minutes, so not in `make test`).
 # Without Docker Hub, `make base-images` first (docs/deployment.md, "Building without Docker Hub").

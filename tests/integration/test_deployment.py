@@ -54,8 +54,8 @@ def test_the_image_installs_the_lock_with_hashes_then_taskbot_without_deps_and_r
     assert runs.index(own_install) > runs.index(lock_install)
     # The Makefile installs the same way (from the dev lock, which pins the same versions).
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install -q --require-hashes -r requirements-dev.lock" in makefile
-    assert "pip install -q --no-deps -e ." in makefile
+    assert "pip install -q --python $(BIN)/python --require-hashes -r requirements-dev.lock" in makefile
+    assert "pip install -q --python $(BIN)/python --no-deps -e ." in makefile
 
     # The Python the image runs is the one the locks are resolved for.
     python = re.search(r"--python-version (\d+\.\d+)", makefile).group(1)
