@@ -120,24 +120,31 @@ def visible_run(engine: Engine, caller: Caller, run_id: str) -> dict[str, Any] |
     return view if may(caller, "see", view.get("owner")) else None
 
 
-@dashboard.get("/runs/{run_id}")
-def run_page(run_id: str, request: Request) -> Response:
+def seen_run(request: Request, run_id: str) -> tuple[Engine, Session, dict[str, Any]] | Response:
+    """The signed-in visitor's view of a run, or what to answer instead (the sign-in, or a 404 page for a run
+    that is not there or not theirs: the same page, so a person cannot probe others' run ids)."""
     if not isinstance(session := signed_in(request), Session):
         return session
     engine = engine_of(request)
     if (view := visible_run(engine, session.caller, run_id)) is None:
         return message("Not found", f"There is no run {run_id!r}.", 404)
+    return engine, session, view
+
+
+@dashboard.get("/runs/{run_id}")
+def run_page(run_id: str, request: Request) -> Response:
+    if isinstance(seen := seen_run(request, run_id), Response):
+        return seen
+    engine, session, view = seen
     return page(pages.run_page(engine, view, viewer_of(request, session)))
 
 
 @dashboard.get("/runs/{run_id}/results.csv")
 def run_results_csv(run_id: str, request: Request) -> Response:
     """The answers as CSV, the same file as ``taskbot results RUN_ID --csv`` and ``/api/runs/{id}/results.csv``."""
-    if not isinstance(session := signed_in(request), Session):
-        return session
-    engine = engine_of(request)
-    if (view := visible_run(engine, session.caller, run_id)) is None:
-        return message("Not found", f"There is no run {run_id!r}.", 404)
+    if isinstance(seen := seen_run(request, run_id), Response):
+        return seen
+    engine, _, view = seen
     filename = f"{view['task_id']}-{run_id}.csv"
     return Response(engine.results_csv(run_id), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store",
