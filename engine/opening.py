@@ -1,11 +1,17 @@
-"""A sent opening recorded: one Lua call per sub-task (several may share a pipeline).
+"""A sent opening recorded, and the next one claimed, in one Lua call.
 
 Opening a sub-task used to cost a transaction of its own after the send (WATCH, HGET, MULTI,
 five writes, EXEC) and a separate ZADD for its first chase check: three round trips and ten
 commands for each of thousands of sub-tasks. The script below does the same writes, only
 while the sub-task is still ``pending`` (a cancel or a reroute in between wins, as the
-transaction's WATCH made it), in one round trip; an open batch records each opening right
-after its send (an answer may follow it at once).
+transaction's WATCH made it), in one round trip; each opening is recorded right after its
+send (an answer may follow it at once).
+
+The same call claims the batch's next opening (``claim:<sid>:open``, as
+:meth:`.Outbox.claim` does), which is sent straight after: a claim, a send and a record cost
+two round trips instead of three. Only one claim is ever taken ahead: claiming a whole batch
+up front let claims lapse on a paced channel (a batch takes seconds there) while their sends
+still waited, and another worker sent them again.
 """
 
 from __future__ import annotations
@@ -17,24 +23,32 @@ from typing import Any
 import redis
 
 from . import keys
-from .outbox import REF_TTL
+from .outbox import CLAIM_FUNCTION, REF_TTL
 
-# KEYS: 1 sub 2 conversation 3 active (channel, address) 4 sent marks 5 claim 6 timers 7 events [8 thread ref].
-# ARGV: 1 sid 2 opening message 3 now 4 next check 5 event body ('' none) 6 sent key 7 ref TTL, 8.. field pairs.
-# Returns 1: marked; 0: no longer pending (nothing written).
-MARK = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[6])
-redis.call('DEL', KEYS[5])
-if KEYS[8] then redis.call('SET', KEYS[8], ARGV[1], 'EX', ARGV[7]) end
-if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[7], ARGV[5]) end
-redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
-return 1
+# KEYS: 1 sub 2 conversation 3 active (channel, address) 4 sent marks 5 claim 6 timers 7 events
+# 8 thread ref ('' none), [9 next's sent marks 10 next's claim].
+# ARGV: 1 sid 2 opening message 3 now 4 next check 5 event body ('' none) 6 sent key 7 ref TTL
+# 8 next's claim lifetime (ms), 9.. field pairs.
+# Returns {marked, next}: marked 1 recorded, 0 no longer pending (nothing written); next as
+# Outbox.claim (1 claimed, 0 sent already, -1 another is sending it), -2 when no next was asked.
+MARK = CLAIM_FUNCTION + """
+local marked = 0
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  local fields = {}
+  for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[6])
+  redis.call('DEL', KEYS[5])
+  if KEYS[8] ~= '' then redis.call('SET', KEYS[8], ARGV[1], 'EX', ARGV[7]) end
+  if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[7], ARGV[5]) end
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+  marked = 1
+end
+local next_claim = -2
+if KEYS[10] then next_claim = claim(KEYS[9], KEYS[10], ARGV[6], ARGV[8]) end
+return {marked, next_claim}
 """
 
 
@@ -53,31 +67,27 @@ class Opened:
 
 
 class OpenMarks:
-    """Records of sent openings: one Lua call each, several in one pipeline."""
+    """Records of sent openings, each in one Lua call that may claim the next opening too."""
 
     def __init__(self, r: redis.Redis, lease_seconds: float) -> None:
         self.r = r
         self.lease_seconds = lease_seconds
         self._mark = r.register_script(MARK)
 
-    def mark(self, opened: Sequence[Opened], now: float, key: str = "open") -> list[bool]:
-        """Record each sent opening while its sub-task is pending; True where it was recorded."""
-        calls = []
-        for o in opened:
-            ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
-                  keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS]
-            if o.ref:
-                ks.append(keys.thread(o.channel, o.ref))
-            pairs = [x for k, v in o.fields.items() for x in (k, v)]
-            calls.append((ks, [o.sid, o.message, now, o.next_check, o.event, key, REF_TTL, *pairs]))
-        if not calls:
-            return []
-        if len(calls) == 1:  # one round trip (a pipeline with a script checks it is loaded first)
-            return [int(self._mark(keys=calls[0][0], args=calls[0][1])) == 1]
-        with self.r.pipeline(transaction=False) as p:
-            for ks, args in calls:
-                self._mark(keys=ks, args=args, client=p)
-            return [int(x) == 1 for x in p.execute()]
+    def mark(self, o: Opened, now: float, next_sid: str | None = None, key: str = "open") -> tuple[bool, int]:
+        """Record a sent opening while its sub-task is pending, and claim ``next_sid``'s.
+
+        Returns:
+            (whether it was recorded, the next claim as :meth:`.Outbox.claim` answers, -2 if none asked).
+        """
+        ks = [keys.sub(o.sid), keys.sub_conv(o.sid), keys.active(o.channel, o.address), keys.sub_sent(o.sid),
+              keys.claim(o.sid, key), keys.TIMERS, keys.EVENTS, keys.thread(o.channel, o.ref) if o.ref else ""]
+        if next_sid is not None:
+            ks += [keys.sub_sent(next_sid), keys.claim(next_sid, key)]
+        pairs = [x for k, v in o.fields.items() for x in (k, v)]
+        marked, claimed = self._mark(keys=ks, args=[o.sid, o.message, now, o.next_check, o.event, key, REF_TTL,
+                                                    int(self.lease_seconds * 1000), *pairs])
+        return int(marked) == 1, int(claimed)
 
 
 # The sub-tasks of a fan-out, created inside the fan-out's transaction by one call instead of two

@@ -19,11 +19,15 @@ from .ports import Channel, Delivery, DeliveryFailed, Outbound
 #: How long a reply to one of the bot's messages still finds its sub-task (late answers included).
 REF_TTL = 90 * 86400
 
-CLAIM = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 1 end
-return -1
+# A Lua function, so that another script can claim too (the record of an opening claims the next).
+CLAIM_FUNCTION = """
+local function claim(sent, claim_key, member, px)
+  if redis.call('SISMEMBER', sent, member) == 1 then return 0 end
+  if redis.call('SET', claim_key, '1', 'NX', 'PX', px) then return 1 end
+  return -1
+end
 """
+CLAIM = CLAIM_FUNCTION + "return claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2])\n"
 
 
 class Outbox:

@@ -168,18 +168,23 @@ class Subtasks:
                 continue
             if prepared is not None:
                 ready.append(prepared)
-        for prepared in ready:
-            # claimed right before its send and recorded right after, one call each, not with the batch:
-            # on a paced channel a batch takes seconds, longer than a claim lives, and an answer that
-            # comes before its sub-task has its channel and address would not be taken for the participant's
-            if self.outbox.claim(prepared.sid, "open") != 1:
+        # each opening is claimed right before its send and recorded right after, and the call that
+        # records one claims the next (:mod:`.opening`), never more ahead: on a paced channel a batch
+        # takes seconds, longer than a claim lives, and an answer that comes before its sub-task has its
+        # channel and address would not be taken for the participant's
+        claimed = self.outbox.claim(ready[0].sid, "open") if ready else 0
+        for i, prepared in enumerate(ready):
+            following = ready[i + 1].sid if i + 1 < len(ready) else None
+            if claimed != 1:
+                claimed = self.outbox.claim(following, "open") if following else 0
                 continue
             try:
                 delivery = self.outbox.send(prepared.out)
             except Exception as exc:
                 failed(prepared.sid, exc)
+                claimed = self.outbox.claim(following, "open") if following else 0
                 continue
-            self._record(run, [(prepared, delivery)])
+            claimed = self._record(run, prepared, delivery, following)
         if retry_at is None:
             self.leases.release(member)
         else:  # the sweeper runs this batch again then; the ones opened by now are skipped
@@ -200,7 +205,7 @@ class Subtasks:
         prepared = self._prepare(run, sub, contact, enabled)
         if prepared is None or self.outbox.claim(prepared.sid, "open") != 1:
             return
-        self._record(run, [(prepared, self.outbox.send(prepared.out))])
+        self._record(run, prepared, self.outbox.send(prepared.out))
 
     def _prepare(self, run: dict[str, str], sub: dict[str, str], contact: Contact,
                  enabled: Sequence[str]) -> _Opening | None:
@@ -223,28 +228,28 @@ class Subtasks:
                        question=question)
         return _Opening(sid, sub, step, state, window, out)
 
-    def _record(self, run: dict[str, str], sent: Sequence[tuple[_Opening, Delivery]]) -> None:
-        """Record sent openings (one pipeline for all), then start the conversations that begin with a turn."""
+    def _record(self, run: dict[str, str], o: _Opening, delivery: Delivery, following: str | None = None) -> int:
+        """Record a sent opening, claim ``following``'s (one call), then start a conversation that begins
+        with a turn. Returns the claim on ``following`` as :meth:`.Outbox.claim` answers (-2: none)."""
         now = self.clock.now()
-        opened = []
-        for o, delivery in sent:
-            fields: dict[str, Any] = {"status": "running", "channel": o.out.address.channel,
-                                      "address": o.out.address.id, "opened_at": now, "last_activity_at": now,
-                                      "tz": o.window.tz.key, "hours": o.window.hours.text}
-            if delivery.ref:
-                fields["thread"] = delivery.ref
-            question = o.out.question
-            opened.append(Opened(
-                o.sid, o.out.address.channel, o.out.address.id, fields,
-                message("assistant", o.out.text, now, kind="opening",
-                        **({"question": question.to_dict()} if question else {})),
-                next_check(self.chase_spec(run, o.step), 0, now, o.window),
-                self.events.body("subtask.running", run_id=run["id"], subtask_id=o.sid, status="running",
-                                 participant_id=o.sub["participant_id"], channel=o.out.address.channel),
-                delivery.ref))
-        for (o, _), marked in zip(sent, self.marks.mark(opened, now), strict=True):
-            if marked:
-                self.conversations.kickoff(run, o.sid, o.state)
+        fields: dict[str, Any] = {"status": "running", "channel": o.out.address.channel,
+                                  "address": o.out.address.id, "opened_at": now, "last_activity_at": now,
+                                  "tz": o.window.tz.key, "hours": o.window.hours.text}
+        if delivery.ref:
+            fields["thread"] = delivery.ref
+        question = o.out.question
+        opened = Opened(
+            o.sid, o.out.address.channel, o.out.address.id, fields,
+            message("assistant", o.out.text, now, kind="opening",
+                    **({"question": question.to_dict()} if question else {})),
+            next_check(self.chase_spec(run, o.step), 0, now, o.window),
+            self.events.body("subtask.running", run_id=run["id"], subtask_id=o.sid, status="running",
+                             participant_id=o.sub["participant_id"], channel=o.out.address.channel),
+            delivery.ref)
+        marked, claimed = self.marks.mark(opened, now, following)
+        if marked:
+            self.conversations.kickoff(run, o.sid, o.state)
+        return claimed
 
     def availability(self, contact: Contact, state: Any) -> Availability:
         """When ``contact`` may be messaged in ``state``: their hours, else the task's, else the default."""

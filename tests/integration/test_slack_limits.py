@@ -162,3 +162,24 @@ def test_lookups_beyond_their_tier_wait_for_slack_to_allow_them_instead_of_getti
     assert 55 < deferred.value.retry_after <= 61  # a minute's two lookups are spent
     assert fake_slack.limited == 0
     assert len(fake_slack.calls_to("users.lookupByEmail")) == 2
+
+
+@pytest.mark.parametrize("rates", [{"post": 20}], indirect=True)
+def test_one_open_batch_run_by_two_workers_at_once_posts_every_opening_once(engine, fake_slack, workers, wait_for):
+    """As when the sweeper hands a batch to a second worker while the first still sends it: the two
+    leapfrog through the batch (each record of an opening claims the next), and nobody is asked twice."""
+    emails = people(fake_slack, 40)
+    engine.import_contacts([{"email": e, "slack_user_id": f"U{i:04}"} for i, e in enumerate(emails)])
+    engine.apply_definition(TASK.format(id="twice", people=", ".join(emails)))
+    rid = engine.runs.trigger("twice")
+    engine.runs.advance(rid, 0)  # the fan-out, here: its open job waits in the queue
+    engine.jobs.enqueue_many([("open_batch", (rid, "0", "40"))])  # and the same batch once more
+    workers(2)
+    wait_for(lambda: statuses(engine, rid) == ["running"] * 40, timeout=60, step=0.2)
+    time.sleep(1.0)  # a second send would be under way by now
+
+    posts = fake_slack.calls_to("chat.postMessage")
+    assert fake_slack.limited == 0
+    assert sorted(c.args["channel"] for c in posts) == [f"DU{i:04}" for i in range(40)]
+    view = engine.run_view(rid)
+    assert [sum(m["kind"] == "opening" for m in s["conversation"]) for s in view["subtasks"]] == [1] * 40
