@@ -92,7 +92,7 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     events = Events(r, clock, jobs, webhook_urls)
     slots = Slots(r, clock, jobs, leases, max_concurrent, max(lease_seconds, MIN_SLOT_TTL))
     inbox = Inbox(r, clock, jobs, leases)
-    conversations = Conversations(store, clock, inbox, slots, model, agent)
+    conversations = Conversations(store, clock, inbox, slots, model, agent, jobs, leases)
     compiler = Compiler(store, slots, model, agent)
     owners = Owners(store, outbox)
     escalations = Escalations(store, clock, outbox, events)

@@ -21,10 +21,11 @@ from .agent import AgentConfig, AgentTurn, history, run_turn, system_prompt
 from .errors import NotFound
 from .inbox import Inbox
 from .lateness import takes_answer
+from .leases import Leases
 from .limits import Slots
 from .model import Assistant, ConversationState, FieldSpec, TaskDefinition, TaskState
 from .outbox import REF_TTL
-from .ports import Clock, Completion, Inbound, Model, ModelError, Usage
+from .ports import Clock, Completion, Inbound, Jobs, Model, ModelError, Usage
 from .questions import merge
 from .scripted import opening
 from .store import Store, decode_hash, dumps, message
@@ -109,13 +110,16 @@ class Conversations:
         slots: the concurrency limits a model's turn holds a slot of.
         model: the LLM port (None: every model turn fails clearly).
         config: the agent loop's bounds and retries.
+        jobs, leases: the owner's message when a run reaches its token budget is a job (``notify_owner``).
     """
 
     def __init__(self, store: Store, clock: Clock, inbox: Inbox, slots: Slots, model: Model | None,
-                 config: AgentConfig) -> None:
+                 config: AgentConfig, jobs: Jobs, leases: Leases) -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
+        self.jobs = jobs
+        self.leases = leases
         self.inbox = inbox
         self.slots = slots
         self.model: Model = model or NoModel()
@@ -208,7 +212,8 @@ class Conversations:
 
     def over_budget(self, run: dict[str, str], assistant: Assistant) -> bool:
         """True when the run's next model call would take it past its token budget (the lower of the task's and
-        the assistant's ``budget``); the first time, the owner is told (in-app, once per run).
+        the assistant's ``budget``); the first time, the owner is told, in-app and on each channel they are
+        linked on (the ``notify_owner`` job, leased with the in-app notification, so it is not lost).
 
         The next call is reckoned at the run's average so far, so a run stops before it goes over, not after.
         """
@@ -227,7 +232,9 @@ class Conversations:
         if added:
             with self.r.pipeline() as p:
                 self.store.notify(p, self.clock.now(), run["owner"], "budget_reached", run, text)
+                self.leases.lease(p, f"notify:{run['id']}:budget_reached")
                 p.execute()
+            self.jobs.enqueue("notify_owner", run["id"], "budget_reached")
             log.warning("%s", text)
         return True
 

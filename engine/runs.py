@@ -38,6 +38,11 @@ END_TEXT = {
     "task_failed": "Run {id} of {task_id} failed: {error_message}",
     "task_cancelled": "Run {id} of {task_id} was cancelled.",
 }
+#: What the owner is told on their channels of a run that goes on (the in-app text has the figures).
+RUNNING_TEXT = {
+    "budget_reached": "Run {id} of {task_id} reached its model token budget: the remaining participants get "
+                      "the scripted questions, without the model.",
+}
 
 
 def lookup(data: Any, path: str) -> Any:
@@ -345,6 +350,10 @@ class Runs:
         the claim is given back only when the send fails in a way worth retrying.
         """
         member = f"notify:{rid}:{kind}"
+        if kind in RUNNING_TEXT:
+            self.owners.tell(rid, kind, RUNNING_TEXT[kind].format(**self.store.run_fields(rid)))
+            self.leases.release(member)
+            return
         self.conversations.deliver_result(rid)  # a delegated run's result goes back to who asked
         run = self.store.run_fields(rid)
         text = END_TEXT[kind].format(**run)

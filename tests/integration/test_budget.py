@@ -1,18 +1,38 @@
 """``budget: {tokens: N}``: a run that would go past it calls the model no more; the scripted questions go on
-and the owner is told once."""
+and the owner is told once, in-app and on their channel (email here, a real SMTP server)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from engine.errors import InvalidInput
 from engine.model import Assistant
 from tests.conftest import answer
+from tests.fakes.mail import SmtpServer
 from tests.fakes.openai_api import text
 from tests.integration.test_llm import KEY_ENV, fake, start, subtask, weekly  # noqa: F401 (fake: a fixture)
 
 
-def test_past_the_budget_the_scripted_questions_go_on_and_the_owner_is_told(engine, fake, drain):  # noqa: F811
+@pytest.fixture
+def owner_mail(env, monkeypatch) -> Iterator[SmtpServer]:
+    """Email on (the owner, lead@example.com, is reached by it), against this test's SMTP server."""
+    server = SmtpServer().start()
+    values = {"TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(server.port),
+              "TASKBOT_EMAIL_FROM": "taskbot <tasks@example.com>"}
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    env.update(values)
+    from bot import bootstrap
+
+    bootstrap.engine.cache_clear()
+    yield server
+    server.stop()
+
+
+def test_past_the_budget_the_scripted_questions_go_on_and_the_owner_is_told(owner_mail, engine, fake,  # noqa: F811
+                                                                            drain):
     engine.store.put_assistant(Assistant(id="helper", model="openai/helper-model", api_base=fake.api_base,
                                          api_key_env=KEY_ENV))
     budgeted = weekly().replace("owner: lead@example.com", "owner: lead@example.com\nbudget: {tokens: 1000}")
@@ -38,6 +58,12 @@ def test_past_the_budget_the_scripted_questions_go_on_and_the_owner_is_told(engi
     notes = [n for n in engine.store.notifications("lead@example.com") if n["kind"] == "budget_reached"]
     assert len(notes) == 1
     assert "budget of 1,000 model tokens" in notes[0]["text"]
+    mails = [m.message for m in owner_mail.messages if m.rcpt_tos == ["lead@example.com"]]
+    told = [m for m in mails if "budget" in m["Subject"]]
+    assert len(told) == 1  # once, though two answers came past it
+    assert "scripted questions" in told[0].get_body(("plain",)).get_content()
+    assert mails.index(told[0]) == 0  # before the run's completion mail, which came too
+    assert any("completed" in m["Subject"] for m in mails)
 
 
 def test_a_budget_of_no_tokens_is_refused_naming_the_field(engine):
