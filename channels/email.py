@@ -188,15 +188,17 @@ class EmailChannel:
 
 
 def failure(exc: BaseException, recipient: str) -> DeliveryFailed:
-    """A 5xx about this recipient or this message is permanent; anything else is worth retrying.
+    """A 5xx about this recipient or this message is permanent (about the recipient: unreachable, so their next
+    channel is tried); anything else is worth retrying.
 
     Refusals of our own sender or login (a configuration fault) are retried, so fixing the
     settings delivers what waited instead of failing every sub-task.
     """
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         refused = exc.recipients[0]
+        # a 5xx for the recipient: no such mailbox (or it takes nothing from us); another channel may reach them
         return DeliveryFailed(f"mail server refused {recipient}: {refused.code} {refused.message}",
-                              permanent=500 <= refused.code < 600)
+                              permanent=500 <= refused.code < 600, unreachable=500 <= refused.code < 600)
     if isinstance(exc, aiosmtplib.SMTPDataError):
         return DeliveryFailed(f"mail server refused the message to {recipient}: {exc.code} {exc.message}",
                               permanent=500 <= exc.code < 600)

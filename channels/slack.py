@@ -39,6 +39,8 @@ log = logging.getLogger("taskbot.slack")
 PERMANENT = frozenset({"user_not_found", "channel_not_found", "cannot_dm_bot", "account_inactive",
                        "user_disabled", "is_archived", "msg_too_long", "no_text", "not_in_channel", "invalid_blocks"})
 NOT_FOUND = frozenset({"users_not_found", "user_not_found", "account_inactive"})
+#: Of those, the ones that say this person cannot be reached on Slack: their next channel is tried.
+UNREACHABLE = NOT_FOUND | {"channel_not_found", "cannot_dm_bot", "user_disabled"}
 MAX_WAIT = 10
 LOOKUP_TTL = 24 * 3600
 NOT_FOUND_TTL = 3600
@@ -68,7 +70,7 @@ def failure(exc: SlackApiError | SlackRateLimited) -> DeliveryFailed:
         return DeliveryFailed(f"Slack rate limit (still limited after retrying; Retry-After {wait}s)", permanent=False,
                               retry_after=seconds)
     error = str(exc.response.get("error") or f"HTTP {status}")
-    return DeliveryFailed(f"Slack refused: {error}", permanent=error in PERMANENT)
+    return DeliveryFailed(f"Slack refused: {error}", permanent=error in PERMANENT, unreachable=error in UNREACHABLE)
 
 
 class ShortRateLimitRetry(RateLimitErrorRetryHandler):

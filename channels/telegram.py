@@ -123,7 +123,9 @@ def failure(exc: TelegramError) -> DeliveryFailed:
         seconds = retry_seconds(exc)
         return DeliveryFailed(f"Telegram rate limit: retry after {seconds:g}s", permanent=False, retry_after=seconds)
     if isinstance(exc, Forbidden | BadRequest | ChatMigrated):
-        return DeliveryFailed(f"Telegram refused: {exc.message}", permanent=True)
+        # blocked, deactivated or no such chat: Telegram cannot reach them, another channel may
+        gone = isinstance(exc, Forbidden) or "chat not found" in exc.message.lower()
+        return DeliveryFailed(f"Telegram refused: {exc.message}", permanent=True, unreachable=gone)
     if isinstance(exc, InvalidToken):  # the operator's to fix; the people are still reachable afterwards
         return DeliveryFailed(f"Telegram refused the bot token: {exc.message}", permanent=False)
     return DeliveryFailed(f"Telegram unreachable: {exc.message}", permanent=False)

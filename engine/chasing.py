@@ -120,7 +120,7 @@ def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[st
         except DeliveryFailed as exc:
             s.outbox.unclaim(sid, key)
             if exc.permanent:
-                s.finish(sid, "failed", exc.reason)
+                s.refused(sid, exc)
                 continue
             # the check comes due again when the provider allows it (else after its lease)
             deferred[sid] = s.clock.now() + (exc.retry_after or s.leases.lease_seconds)

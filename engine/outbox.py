@@ -75,4 +75,8 @@ class Outbox:
         channel = self.channels.get(out.address.channel)
         if channel is None:
             raise DeliveryFailed(f"channel {out.address.channel} is not configured", permanent=True)
-        return channel.send(out)
+        try:
+            return channel.send(out)
+        except DeliveryFailed as exc:
+            exc.channel = exc.channel or out.address.channel
+            raise

@@ -78,13 +78,21 @@ class Delivery:
 
 class DeliveryFailed(Exception):  # noqa: N818 - it reads as a fact about the delivery
     """A send that did not go through. ``permanent`` ones fail the sub-task; others are retried,
-    not before ``retry_after`` seconds when the provider said how long to wait (Slack, Telegram 429)."""
+    not before ``retry_after`` seconds when the provider said how long to wait (Slack, Telegram 429).
 
-    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    ``unreachable`` (permanent too): this channel cannot reach the person at this address any more
+    (they blocked the bot, the user or mailbox does not exist), though another channel of theirs
+    may; the sub-task moves to their next channel (SPEC §4's order) instead of failing.
+    """
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None,
+                 unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.permanent = permanent
+        self.permanent = permanent or unreachable
         self.retry_after = retry_after
+        self.unreachable = unreachable
+        self.channel: str | None = None  # which channel refused (Outbox.send sets it)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ class Subtasks:
             nonlocal retry_at
             if isinstance(exc, DeliveryFailed):
                 if exc.permanent:
-                    self.finish(sid, "failed", exc.reason)
+                    self.refused(sid, exc)
                     return
                 log.warning("opening %s deferred: %s", sid, exc.reason)
                 later = self.clock.now() + (exc.retry_after or self.leases.lease_seconds)
@@ -287,7 +287,7 @@ class Subtasks:
                 self._resume(sid)
         except DeliveryFailed as exc:
             if exc.permanent:
-                self.finish(sid, "failed", exc.reason)
+                self.refused(sid, exc)
             else:
                 log.warning("opening %s deferred: %s", sid, exc.reason)
                 self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
@@ -376,7 +376,7 @@ class Subtasks:
         except DeliveryFailed as exc:
             self.outbox.unclaim(sid, key)
             if exc.permanent:
-                self.finish(sid, "failed", exc.reason)
+                self.refused(sid, exc)
                 return
             # the check comes due again when the provider allows it (else after its lease)
             self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
@@ -401,10 +401,22 @@ class Subtasks:
             p.execute()
 
     # -- moving to another channel ---------------------------------------------------
-    def reroute(self, sid: str, reason: str) -> str | None:
+    def refused(self, sid: str, exc: DeliveryFailed) -> None:
+        """A send of this sub-task's was refused for good: when the channel cannot reach the person any
+        more (``exc.unreachable``: blocked, no such user or mailbox) it moves to their next channel
+        (:meth:`reroute`), else it fails with the refusal's reason."""
+        if not exc.unreachable:
+            self.finish(sid, "failed", exc.reason)
+            return
+        self.outbox.unclaim(sid, "open")  # a refused opening's claim, so the move may send it
+        self.reroute(sid, exc.reason, exc.channel)
+
+    def reroute(self, sid: str, reason: str, refused_by: str | None = None) -> str | None:
         """The sub-task's channel can no longer reach its participant (a Telegram chat that blocked the
-        bot, an email address that hard-bounced): open it again on their next usable channel, in SPEC
-        §4's order without the channels tried already, or fail it with ``reason`` when there is none.
+        bot, an email address that hard-bounced, a send refused as :meth:`refused` says): open it again
+        on their next usable channel, in SPEC §4's order without the channels tried already
+        (``refused_by``, the sub-task's own, the ones it moved from), or fail it with ``reason`` when there
+        is none.
 
         The owner sees why in the sub-task's ``reason`` (and a ``subtask.rerouted`` event, a note in the
         conversation); answers recorded so far stay, and the questions go on from where they were.
@@ -421,7 +433,8 @@ class Subtasks:
         run = self.store.run_fields(sub["run_id"])
         pid = sub["participant_id"]
         contact = self.store.find_contacts([pid]).get(pid) or self._stranger(pid)
-        tried = {c for c in (sub.get("rerouted_from") or "").split(",") if c} | {sub.get("channel") or ""}
+        tried = {c for c in (sub.get("rerouted_from") or "").split(",") if c} | {sub.get("channel") or "",
+                                                                                 refused_by or ""}
         tried.discard("")
         enabled = [c for c in self.store.assistant_of(run).channels if c not in tried]
         selected = select_channel(contact, enabled, self.outbox.channels)
@@ -452,6 +465,9 @@ class Subtasks:
         try:
             self.open(run, self.store.sub_fields(sid), contact, enabled)
         except DeliveryFailed as exc:
+            if exc.unreachable:  # on to the one after (each move adds a channel to those tried)
+                self.outbox.unclaim(sid, "open")
+                return self.reroute(sid, f"{moved}, which refused it too: {exc.reason}", exc.channel)
             if exc.permanent:
                 self.finish(sid, "failed", f"{moved}, which refused it too: {exc.reason}")
                 return None

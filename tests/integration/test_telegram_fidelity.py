@@ -211,16 +211,67 @@ def test_blocking_the_bot_moves_open_telegram_sub_tasks_to_the_next_channel_or_f
     assert len(fake_telegram.sent(ALICE)) == 3
 
 
-def test_a_send_refused_because_the_bot_is_blocked_marks_the_chat_too(engine, telegram, fake_telegram, smtp, drain):
+def test_a_send_refused_because_the_bot_is_blocked_moves_the_sub_task_to_email_and_marks_the_chat(
+        engine, telegram, fake_telegram, smtp, drain):
     fake_telegram.block(ALICE)  # blocked before the my_chat_member update came (or it was never delivered)
     rid = begin(engine, drain)
     alice = subtasks(engine, rid)["alice@example.com"]
-    assert (alice["status"], alice["reason"]) == ("failed", "Telegram refused: Forbidden: bot was blocked by the user")
+    assert (alice["status"], alice["channel"]) == ("running", "email")
+    assert alice["reason"] == "Telegram refused: Forbidden: bot was blocked by the user; moved to email"
+    [opening] = smtp.to("alice@example.com")
+    assert "What did you ship?" in opening.get_body(("plain",)).get_content()
     engine.apply_definition({**STANDUP, "id": "later", "name": "Later"})
     rid = engine.runs.trigger("later")
     drain()
     assert subtasks(engine, rid)["alice@example.com"]["channel"] == "email"  # Telegram is not tried again
-    assert len(smtp.to("alice@example.com")) == 1
+    assert len(smtp.to("alice@example.com")) == 2
+    tries = [c.status for c in fake_telegram.calls_to("sendMessage") if str(c.args.get("chat_id")) == str(ALICE)]
+    assert tries == [403]  # the refused send was the only try
+
+
+def test_a_reminder_refused_because_the_bot_was_blocked_moves_the_sub_task_to_email(engine, telegram, fake_telegram,
+                                                                                      smtp, drain, wait_for):
+    engine.import_contacts([{"email": "alice@example.com", "name": "Alice", "telegram_chat_id": str(ALICE)}])
+    engine.apply_definition({**STANDUP, "template": {**STANDUP["template"], "chase": {"interval": "1s"}}})
+    rid = engine.runs.trigger("standup")
+    drain()
+    assert telegram.says(ALICE, "The parser").json()["result"] == "stored"
+    drain()
+    fake_telegram.block(ALICE)  # then the reminder is due, and Telegram refuses it
+    wait_for(lambda: subtasks(engine, rid)["alice@example.com"]["channel"] == "email", timeout=10, between=drain)
+    alice = subtasks(engine, rid)["alice@example.com"]
+    assert alice["status"] == "running"
+    assert alice["reason"] == "Telegram refused: Forbidden: bot was blocked by the user; moved to email"
+    assert alice["data"] == {"shipped": "The parser"}
+    opening, resumed = smtp.to("alice@example.com")[:2]
+    assert "What did you ship?" in opening.get_body(("plain",)).get_content()
+    assert "How many hours did it take?" in resumed.get_body(("plain",)).get_content()
+    refused = [c for c in fake_telegram.calls_to("sendMessage")
+               if str(c.args.get("chat_id")) == str(ALICE) and c.status == 403]
+    assert len(refused) == 1  # the reminder; Telegram is not tried again
+
+
+def test_a_mailbox_the_mail_server_refuses_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp,
+                                                                            drain):
+    smtp.refuse["bob@example.com"] = "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown"
+    contacts = [{"email": "bob@example.com", "name": "Bob", "telegram_chat_id": str(BOB),
+                 "preferred_channel": "email"}]
+    rid = begin(engine, drain, people=("bob@example.com",), contacts=contacts)
+    bob = subtasks(engine, rid)["bob@example.com"]
+    assert (bob["status"], bob["channel"]) == ("running", "telegram")
+    assert bob["reason"].startswith("mail server refused bob@example.com: 550 5.1.1")
+    assert bob["reason"].endswith("; moved to telegram")
+    [opening] = fake_telegram.texts(BOB)
+    assert "What did you ship?" in opening
+    assert smtp.to("bob@example.com") == []
+
+
+def test_a_participant_telegram_refuses_and_who_has_no_other_channel_fails_with_the_reason(
+        engine, telegram, fake_telegram, smtp, drain):
+    fake_telegram.block(BOB)
+    rid = begin(engine, drain, people=("bob",), contacts=[{"id": "bob", "name": "Bob", "telegram_chat_id": str(BOB)}])
+    bob = subtasks(engine, rid)["bob"]
+    assert (bob["status"], bob["reason"]) == ("failed", "Telegram refused: Forbidden: bot was blocked by the user")
 
 
 def test_an_email_hard_bounce_moves_the_sub_task_to_telegram(engine, telegram, fake_telegram, smtp, drain,
