@@ -19,6 +19,7 @@ from bot.llm import LiteLLM  # cheap: litellm itself is imported on the first mo
 from bot.queue import RQJobs
 from channels import build_channels
 from engine.agent import AgentConfig
+from engine.budget import Budgets
 from engine.callbacks import Callbacks
 from engine.compiler import Compiler
 from engine.conversation import Conversations
@@ -92,8 +93,9 @@ def wire(r: redis.Redis, jobs: Jobs, channels: Mapping[str, Channel], *, clock: 
     events = Events(r, clock, jobs, webhook_urls)
     slots = Slots(r, clock, jobs, leases, max_concurrent, max(lease_seconds, MIN_SLOT_TTL))
     inbox = Inbox(r, clock, jobs, leases)
-    conversations = Conversations(store, clock, inbox, slots, model, agent, jobs, leases)
-    compiler = Compiler(store, slots, model, agent)
+    budgets = Budgets(store, clock, jobs, leases)
+    conversations = Conversations(store, clock, inbox, slots, model, agent, budgets)
+    compiler = Compiler(store, slots, model, agent, budgets)
     owners = Owners(store, outbox)
     escalations = Escalations(store, clock, outbox, events)
     deadlines = Deadlines(r, clock, jobs, leases, events)

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import outputs
 from .agent import AgentConfig, call_model, compile_messages, history, model_opts
+from .budget import Budgets
 from .conversation import NoModel
 from .limits import Slots
 from .model import Assistant, CompileState, ConversationState, TaskState
@@ -131,13 +132,16 @@ class Compiler:
         slots: the concurrency limits a model's compile holds a slot of.
         model: the LLM port (None: a compile through a model fails clearly).
         config: the agent loop's retries and bounds.
+        budgets: whether the run's token budget allows the compile's model call (else the scripted report).
     """
 
-    def __init__(self, store: Store, slots: Slots, model: Model | None, config: AgentConfig) -> None:
+    def __init__(self, store: Store, slots: Slots, model: Model | None, config: AgentConfig,
+                 budgets: Budgets) -> None:
         self.store = store
         self.slots = slots
         self.model: Model = model or NoModel()
         self.config = config
+        self.budgets = budgets
 
     def compile(self, run: dict[str, str], step: int, state: CompileState, *, item: str | None = None,
                 revision: Revision | None = None) -> Compiled | CompileFailed | None:
@@ -150,6 +154,8 @@ class Compiler:
         assistant = self.store.assistant_of(run)
         if assistant.scripted:
             return self.report(run, step, state, revision.pending if revision else None)
+        if self.budgets.spent(run, assistant):
+            return self.without_model(run, assistant, step, state, revision)
         rid = run["id"]
         with self.slots.hold(item or f"step:{rid}:{step}", assistant.id, assistant.max_concurrent_tasks,
                              f"run:{rid}") as got:
@@ -183,6 +189,26 @@ class Compiler:
         summary = content.splitlines()[2] if len(content.splitlines()) > 2 else definition.name
         return Compiled({"output_type": definition.output_type, "title": definition.name, "content": content},
                         summary)
+
+    def without_model(self, run: dict[str, str], assistant: Assistant, step: int, state: CompileState,
+                      revision: Revision | None) -> Compiled | CompileFailed:
+        """The run's token budget is spent: the scripted report stands in for the model's deliverable, saying so
+        (as the file of a ``file`` type); an image cannot be made without the model, so that compile fails."""
+        definition = self.store.definition_of(run)
+        output = outputs.get(definition.output_type)
+        note = (f"_Written without the model: this run reached its budget of "
+                f"{self.budgets.limit(run, assistant):,} model tokens._")
+        if output.kind == "image":
+            return CompileFailed(f"compile failed: the run reached its token budget, and an image needs the model "
+                                 f"({note.strip('_')})")
+        compiled = self.report(run, step, state, revision.pending if revision else None)
+        content = f"{compiled.deliverable['content']}\n\n{note}\n"
+        deliverable = {**compiled.deliverable, "content": content}
+        if output.kind != "file":
+            return Compiled(deliverable, compiled.summary)
+        name = outputs.filename(definition.name, output)
+        deliverable.update(filename=name, content_type=output.content_type, size=len(content.encode()))
+        return Compiled(deliverable, compiled.summary, content.encode())
 
     def with_model(self, run: dict[str, str], assistant: Assistant, step: int, state: CompileState,
                    revision: Revision | None = None) -> Compiled | CompileFailed:

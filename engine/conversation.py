@@ -18,14 +18,14 @@ from typing import Any, Protocol
 
 from . import keys
 from .agent import AgentConfig, AgentTurn, history, run_turn, system_prompt
+from .budget import Budgets
 from .errors import NotFound
 from .inbox import Inbox
 from .lateness import takes_answer
-from .leases import Leases
 from .limits import Slots
 from .model import Assistant, ConversationState, FieldSpec, TaskDefinition, TaskState
 from .outbox import REF_TTL
-from .ports import Clock, Completion, Inbound, Jobs, Model, ModelError, Usage
+from .ports import Clock, Completion, Inbound, Model, ModelError, Usage
 from .questions import merge
 from .scripted import opening
 from .store import Store, decode_hash, dumps, message
@@ -110,16 +110,15 @@ class Conversations:
         slots: the concurrency limits a model's turn holds a slot of.
         model: the LLM port (None: every model turn fails clearly).
         config: the agent loop's bounds and retries.
-        jobs, leases: the owner's message when a run reaches its token budget is a job (``notify_owner``).
+        budgets: whether a run's token budget allows the next model call (else the scripted questions go on).
     """
 
     def __init__(self, store: Store, clock: Clock, inbox: Inbox, slots: Slots, model: Model | None,
-                 config: AgentConfig, jobs: Jobs, leases: Leases) -> None:
+                 config: AgentConfig, budgets: Budgets) -> None:
         self.store = store
         self.r = store.r
         self.clock = clock
-        self.jobs = jobs
-        self.leases = leases
+        self.budgets = budgets
         self.inbox = inbox
         self.slots = slots
         self.model: Model = model or NoModel()
@@ -194,7 +193,7 @@ class Conversations:
         sub = self.store.sub_fields(sid)
         run = self.store.run_fields(sub["run_id"])
         assistant = self.assistant_for(run["id"])
-        if self.over_budget(run, assistant):
+        if self.budgets.spent(run, assistant):
             return None  # the scripted questions go on instead of the model (the inbox applies it)
         meta = json.loads(msg.get("meta") or "{}")
         if not takes_answer(self.store, sub) or meta.get("auto_reply"):
@@ -209,34 +208,6 @@ class Conversations:
             turn = self._compute(iid, sub, run, assistant, msg, meta) if takes_answer(self.store, sub) else None
             self._apply(iid, sid, msg, run, turn)
         return "applied"
-
-    def over_budget(self, run: dict[str, str], assistant: Assistant) -> bool:
-        """True when the run's next model call would take it past its token budget (the lower of the task's and
-        the assistant's ``budget``); the first time, the owner is told, in-app and on each channel they are
-        linked on (the ``notify_owner`` job, leased with the in-app notification, so it is not lost).
-
-        The next call is reckoned at the run's average so far, so a run stops before it goes over, not after.
-        """
-        limits = [b.tokens for b in (self.store.definition_of(run).budget, assistant.budget) if b is not None]
-        if not limits:
-            return False
-        used = self.store.usage(run["id"])
-        spent, calls = used["total_tokens"], used["model_calls"]
-        if spent + (spent / calls if calls else 0) <= min(limits):
-            return False
-        text = (f"Run {run['id']} of {run['task_id']} reached its budget of {min(limits):,} model tokens "
-                f"({spent:,} spent): the remaining participants get the scripted questions, without the model.")
-        with self.r.pipeline() as p:
-            p.sadd(keys.run_notified(run["id"]), "budget_reached:app")
-            added = p.execute()[0]
-        if added:
-            with self.r.pipeline() as p:
-                self.store.notify(p, self.clock.now(), run["owner"], "budget_reached", run, text)
-                self.leases.lease(p, f"notify:{run['id']}:budget_reached")
-                p.execute()
-            self.jobs.enqueue("notify_owner", run["id"], "budget_reached")
-            log.warning("%s", text)
-        return True
 
     def _compute(self, iid: str, sub: dict[str, str], run: dict[str, str], assistant: Assistant,
                  msg: dict[str, str], meta: dict[str, Any]) -> AgentTurn:

@@ -53,8 +53,12 @@ def test_past_the_budget_the_scripted_questions_go_on_and_the_owner_is_told(owne
     assert alice["data"] == {"shipped": "The new parser", "blockers": "Waiting on review"}
     said = [m["text"] for m in alice["conversation"] if m["role"] == "assistant"]
     assert any("Anything blocking you?" in s for s in said)  # the scripted question, not the model's
-    turns = [c for c in fake.chats() if c.tool_names]  # the compile step offers no tools
-    assert len(turns) == 1
+    assert len(fake.chats()) == 1  # one turn; neither the later answers nor the compile called the model
+    view = engine.run_view(rid)
+    assert view["status"] == "completed"
+    report = view["deliverables"][-1]["content"]
+    assert "The new parser" in report and "Waiting on review" in report  # the scripted report
+    assert report.rstrip().endswith("_Written without the model: this run reached its budget of 1,000 model tokens._")
     notes = [n for n in engine.store.notifications("lead@example.com") if n["kind"] == "budget_reached"]
     assert len(notes) == 1
     assert "budget of 1,000 model tokens" in notes[0]["text"]
@@ -71,3 +75,22 @@ def test_a_budget_of_no_tokens_is_refused_naming_the_field(engine):
         engine.apply_definition(weekly().replace("owner: lead@example.com",
                                                  "owner: lead@example.com\nbudget: {tokens: 0}"))
     assert "budget" in str(refused.value)
+
+
+def test_an_image_the_budget_leaves_no_model_for_fails_the_run_saying_why(engine, fake, drain):  # noqa: F811
+    engine.store.put_assistant(Assistant(id="helper", model="openai/helper-model", api_base=fake.api_base,
+                                         api_key_env=KEY_ENV))
+    budgeted = weekly(output="image").replace("owner: lead@example.com",
+                                              "owner: lead@example.com\nbudget: {tokens: 1000}")
+    rid = start(engine, drain, budgeted)
+    fake.script(text("It is for the weekly status. What did you ship this week?"))
+    answer(engine, subtask(engine, rid), "What is this about?", "m1")
+    drain()
+    for i, said in enumerate(("The new parser", "Waiting on review")):
+        answer(engine, subtask(engine, rid), said, f"m{i + 2}")
+        drain()
+    view = engine.run_view(rid)
+    assert view["status"] == "failed"
+    assert "token budget, and an image needs the model" in view["error_message"]
+    assert [r.path for r in fake.requests if "/chat/" in r.path or "/images/" in r.path] == \
+        ["/v1/chat/completions"]  # the one turn; no compile call, no image asked for
