@@ -8,6 +8,10 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 #: The longest duration taken (a year): longer ones are typos, and an infinite one would break the clock.
 MAX_SECONDS = 366 * 86400
+#: What a duration field takes, for the JSON schema (the API's /openapi.json): seconds, or ``24h``-style text.
+JSON_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS},
+                         {"type": "string", "pattern": _PATTERN.pattern, "examples": ["30s", "15m", "24h", "2d"]}],
+               "description": "seconds, or a number and a unit: s, m, h or d (24h)"}
 
 
 def parse_duration(text: object) -> float:

@@ -7,8 +7,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from .durations import JSON_SCHEMA as DURATION_SCHEMA
 from .durations import parse_duration
 from .filters import FilterError, parse_filter
 from .hours import check_away, check_hours, check_zone
@@ -126,7 +136,7 @@ class ChaseSpec(Strict):
     """Reminders, and (``escalate_to``) one message to the participant's manager or the run's owner
     after the last one. Both texts may use the placeholders of :mod:`.messages`."""
 
-    interval: float = 24 * 3600
+    interval: Annotated[float, WithJsonSchema(DURATION_SCHEMA)] = 24 * 3600
     max_chases: int = Field(default=2, ge=0, le=20)
     message: str = "Reminder: we are still waiting for your answer."
     escalate_to: Literal["manager", "owner"] | None = None
@@ -151,7 +161,7 @@ class CloseSpec(Strict):
     start) or as soon as the ``quorum`` fraction of its sub-tasks is completed (SPEC §11)."""
 
     at: datetime | None = None
-    after: float | None = None
+    after: Annotated[float, WithJsonSchema(DURATION_SCHEMA)] | None = None
     quorum: float | None = None
 
     @field_validator("at")
