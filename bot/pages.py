@@ -20,7 +20,7 @@ import nh3
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from channels.markdown import MD
+from channels.markdown import HTML_TAGS, MD
 from engine.access import Caller, visible_schedules, visible_tasks
 from engine.engine import Engine
 from engine.model import TaskState
@@ -40,8 +40,8 @@ DASHBOARD_HEADERS = {**HTML_HEADERS, "Referrer-Policy": DASHBOARD_REFERRER}
 OPEN_SUBTASK = ("pending", "running")
 OPEN_RUN = ("pending", "running", "awaiting_review")
 REFRESH_SECONDS = 3
-#: What a rendered report may hold: nh3's safe tags less images, and links off the dashboard only.
-REPORT_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
+#: What a rendered report may hold: nh3's safe tags less images (shown as links), and links off the dashboard only.
+REPORT_TAGS = HTML_TAGS
 LINK_SCHEMES = ("https://", "http://", "mailto:")
 COMMON_ZONES = ("Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
                 "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney")

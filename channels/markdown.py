@@ -15,9 +15,24 @@ from typing import Any
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 from markdown_it.token import Token
 
 MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _image_as_link(renderer: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
+    """An image in an answer or a report is rendered as a link to it, never loaded: a remote image in a mail
+    or on the dashboard tells its host who read it and when (a tracking pixel)."""
+    token = tokens[idx]
+    src = escapeHtml(str(token.attrs.get("src") or ""))
+    alt = escapeHtml(renderer.renderInlineAsText(token.children or [], options, env)) or src
+    return f'<a href="{src}">image: {alt}</a>'
+
+
+MD.add_render_rule("image", _image_as_link)
+#: What rendered Markdown may hold: nh3's safe tags less images (none is made above; raw HTML is text anyway).
+HTML_TAGS = nh3.ALLOWED_TAGS - {"img", "area", "map"}
 
 #: Slack's limits (Block Kit reference): blocks per message, section text, header text, rows and
 #: columns of a table block, and one table per message.
@@ -194,4 +209,4 @@ def plain_text(markdown: str) -> str:
 # -- email (HTML) -----------------------------------------------------------------------------------------
 def html(markdown: str) -> str:
     """The document as sanitised HTML (raw HTML in the Markdown is text, and nh3 cleans the rest)."""
-    return nh3.clean(MD.render(markdown))
+    return nh3.clean(MD.render(markdown), tags=HTML_TAGS)
