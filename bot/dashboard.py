@@ -31,6 +31,8 @@ from .sessions import (
     COOKIE,
     CSRF_FIELD,
     SESSION_SECONDS,
+    SWITCH_COOKIE,
+    SWITCH_SECONDS,
     Session,
     configured_admin_token,
     cross_site,
@@ -90,7 +92,16 @@ def signed_in(request: Request) -> Session | Response:
         if cookie is None:
             return page(pages.signin_page("Sign in needed", "That token opens nothing. " + SIGN_IN_TEXT), 401)
         query = request.url.remove_query_params("token").query
-        response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+        back = request.url.path + (f"?{query}" if query else "")
+        current = session_of(engine, admin_token, request.cookies.get(COOKIE))
+        other = session_of(engine, admin_token, cookie)
+        if current is not None and other is not None and other.label != current.label:
+            # someone else's link (it may come from anyone, an answer or a mail): asked, not done silently
+            response = page(pages.switch_page(viewer_of(request, current), other.label, back))
+            response.set_cookie(SWITCH_COOKIE, cookie, max_age=SWITCH_SECONDS, httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https")
+            return response
+        response = RedirectResponse(back, status_code=303)
         set_session(response, request, cookie)
         return response
     session = session_of(engine, admin_token, request.cookies.get(COOKIE))
@@ -358,6 +369,26 @@ async def sign_in_form(request: Request) -> Response:
         return page(pages.signin_page("Sign in needed", "That token opens nothing. " + SIGN_IN_TEXT), 401)
     response = RedirectResponse("/", status_code=303)
     set_session(response, request, cookie)
+    return response
+
+
+@dashboard.post("/signin/switch")
+async def switch_session(request: Request) -> Response:
+    """Sign in as the link's person after all: the session it made waits in a short-lived cookie (the token
+    itself is in no page), and this form is a dashboard form like any other (session, origin, CSRF)."""
+    pending = request.cookies.get(SWITCH_COOKIE)
+    admin_token = configured_admin_token(request) or ""
+
+    def do(engine: Engine, caller: Caller, form: dict[str, str]) -> str:
+        if session_of(engine, admin_token, pending) is None:
+            raise Conflict("Not switched: that sign-in link has expired or opens nothing now. Open it again.")
+        back = form.get("next") or "/"
+        return back if back.startswith("/") and not back.startswith("//") else "/"
+
+    response = await act(request, do)
+    if response.status_code == 303 and pending:
+        set_session(response, request, pending)
+        response.delete_cookie(SWITCH_COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 

@@ -97,6 +97,11 @@ def chat_page(token: str, title: str, name: str, status: str, messages: Iterable
                   open_statuses=OPEN_SUBTASK, messages=shown, form_id=form_id, question=question)
 
 
+def switch_page(viewer: Viewer, other: str, back: str) -> str:
+    """A ``?token=`` link of someone else's while ``viewer`` is signed in: switch, or stay (``back``)."""
+    return render("switch.html", viewer=viewer, other=other, back=back)
+
+
 def message_page(title: str, text: str) -> str:
     """A one-paragraph page for 401/404: what happened and what to do."""
     return render("message.html", title=title, text=text)

@@ -36,6 +36,9 @@ COOKIE = "taskbot_dashboard"
 CSRF_FIELD = "csrf"
 #: A sign-in lasts a week; then the sign-in link (or the token) is asked for again.
 SESSION_SECONDS = 7 * 24 * 3600
+#: Someone else's sign-in link opened while signed in: the session it would start waits here, to be confirmed.
+SWITCH_COOKIE = "taskbot_switch"
+SWITCH_SECONDS = 600
 
 
 @dataclass(frozen=True)

@@ -238,7 +238,7 @@ def test_every_form_refuses_a_post_without_its_sessions_csrf_token_or_from_anoth
     forms = [("/tasks/weekly/runs", {"data": "{}"}), ("/tasks/weekly/deactivate", {}), ("/tasks/weekly/activate", {}),
              (f"/runs/{rid}/cancel", {}), (f"/runs/{rid}/approve", {}), ("/schedules", {"task_id": "weekly",
              "kind": "cron", "cron": "0 9 * * *"}), (f"/schedules/{sid}/delete", {}), (f"/schedules/{sid}/disable", {}),
-             (f"/schedules/{sid}/enable", {}), ("/signout", {})]
+             (f"/schedules/{sid}/enable", {}), ("/signout", {}), ("/signin/switch", {"next": "/"})]
     before = contents(r)
     for path, form in forms:
         for kwargs in ({"csrf": None}, {"csrf": ""}, {"csrf": theirs}, {"csrf": altered},
@@ -267,6 +267,36 @@ def test_the_session_cookie_is_httponly_samesite_and_holds_no_token(engine, base
         assert TOKEN not in value
         client.cookies.set(DASHBOARD_COOKIE, value[:-1] + ("0" if value[-1] != "0" else "1"))
         assert client.get("/").status_code == 401  # a forged MAC opens nothing
+
+
+def test_someone_elses_sign_in_link_asks_before_it_switches_who_is_signed_in(engine, sign_in, base):
+    setup(engine, WEEKLY, OTHER)
+    lead = sign_in(engine.tokens.create("lead")[0])
+    eves = engine.tokens.create("eve")[0]
+    asked = lead.get(f"/runs/x?token={eves}&keep=1")  # a link in an answer, a mail: it could come from anyone
+    assert asked.status_code == 200
+    page = Page(asked.text)
+    assert "You are signed in as lead. The link you opened signs in as eve instead." in page.text
+    assert eves not in asked.text  # the token is in no page
+    assert 'href="/runs/x?keep=1"' in asked.text  # staying goes where the link went, as lead
+    assert "Signed in as lead" in Page(lead.get("/").text).text  # nothing switched by opening it
+
+    assert lead.post("/signin/switch", {"next": "/runs/x?keep=1"}, origin="https://evil.example").status_code == 403
+    assert "Signed in as lead" in Page(lead.get("/").text).text
+    switched = lead.post("/signin/switch", {"next": "/runs/x?keep=1"})
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/runs/x?keep=1"
+    assert "Signed in as eve" in Page(lead.get("/").text).text
+    again = lead.post("/signin/switch", {"next": "/"})  # the waiting sign-in was used up
+    assert again.status_code == 409
+    assert "that sign-in link has expired" in Page(again.text).text
+    assert "Signed in as eve" in Page(lead.get("/").text).text
+
+    same = lead.get(f"/?token={eves}")  # one's own link again: no question
+    assert same.status_code == 303
+    with httpx.Client(base_url=base, timeout=10) as fresh:  # and with no session, a link signs in at once
+        assert fresh.get("/", params={"token": eves}).status_code == 303
+        assert "Signed in as eve" in Page(fresh.get("/").text).text
 
 
 def test_signing_in_with_the_form_and_signing_out(engine, base):
