@@ -146,6 +146,18 @@ def taskbot_cli(env: dict[str, str]) -> Callable[..., object]:
     return run
 
 
+def turn_on(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    """Settings for this test (a channel against its fake, a limit): in this process's environment, in
+    ``env`` for the worker and CLI processes it starts, and for every engine built from here on (the
+    process's cached one is dropped, so jobs run in this process see them too)."""
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    env.update(values)
+    from bot import bootstrap
+
+    bootstrap.engine.cache_clear()
+
+
 def contents(r: redis.Redis, pattern: str = "taskbot:*", skip: tuple[bytes, ...] = ()) -> dict[bytes, object]:
     """What Redis holds under ``pattern``, by value: to assert that a refused request stored nothing.
 

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import InvalidInput
 from engine.model import Assistant
-from tests.conftest import answer
+from tests.conftest import answer, turn_on
 from tests.fakes.mail import SmtpServer
 from tests.fakes.openai_api import text
 from tests.integration.test_llm import KEY_ENV, fake, start, subtask, weekly  # noqa: F401 (fake: a fixture)
@@ -21,12 +21,7 @@ def owner_mail(env, monkeypatch) -> Iterator[SmtpServer]:
     server = SmtpServer().start()
     values = {"TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(server.port),
               "TASKBOT_EMAIL_FROM": "taskbot <tasks@example.com>"}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield server
     server.stop()
 

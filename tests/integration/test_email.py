@@ -19,6 +19,7 @@ import pytest
 from bot import mailbox as poller
 from bot.workers import TaskbotScheduler
 from channels.email import EmailChannel
+from tests.conftest import turn_on
 from tests.fakes.mail import Dovecot, SmtpServer, dovecot_binary, self_signed
 
 BOT = "tasks@example.com"
@@ -76,12 +77,7 @@ def mail_env(env, monkeypatch, smtp, tmp_path, request) -> dict[str, str]:
         box = request.getfixturevalue("mailbox")
         values.update({"TASKBOT_IMAP_HOST": "127.0.0.1", "TASKBOT_IMAP_PORT": str(box.port), "TASKBOT_IMAP_USER": BOT,
                        "TASKBOT_IMAP_PASSWORD": box.password, "TASKBOT_IMAP_SSL": "false", "TASKBOT_IMAP_POLL": "0.2"})
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     return values
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import answer
+from tests.conftest import answer, turn_on
 from tests.fakes.slack_api import FakeSlack
 
 TASK = """
@@ -38,12 +38,7 @@ def fake_slack(env, monkeypatch) -> Iterator[FakeSlack]:
     fake.add_user("U_MIA", "mia@example.com", "Mia")
     fake.add_user("U_LEAD", "lead@example.com", "Lena")
     values = {"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": "s", "TASKBOT_SLACK_API_URL": fake.api_url}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield fake
     fake.stop()
 

@@ -18,7 +18,7 @@ from bot.app import create_app
 from bot.settings import Settings
 from engine.model import Assistant
 from engine.views import chat_view
-from tests.conftest import ROOT, answer, people, served
+from tests.conftest import ROOT, answer, people, served, turn_on
 from tests.fakes.openai_api import FakeOpenAI, Reply, call, calls, error, text, tokens
 
 KEY_ENV = "FAKE_OPENAI_KEY"
@@ -51,12 +51,7 @@ def fake(env, monkeypatch) -> Iterator[FakeOpenAI]:
     """The fake provider, its key in the environment, and quick retries."""
     server = FakeOpenAI().start()
     values = {KEY_ENV: server.api_key, "TASKBOT_MODEL_BACKOFF": "0.01", "TASKBOT_MODEL_RETRIES": "4"}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-        env[k] = v
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield server
     server.stop()
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import create_app
 from bot.settings import Settings
-from tests.conftest import contents, served
+from tests.conftest import contents, served, turn_on
 from tests.fakes.slack_api import FakeSlack, SlackSender, dm_event, envelope
 from tests.fakes.telegram_api import FakeTelegram, TelegramSender, message_update
 
@@ -30,12 +30,7 @@ def providers(env, monkeypatch) -> Iterator[tuple[FakeSlack, FakeTelegram]]:
     values = {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SLACK_SECRET,
               "TASKBOT_SLACK_API_URL": slack.api_url, "TELEGRAM_BOT_TOKEN": telegram.token,
               "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET, "TASKBOT_TELEGRAM_API_URL": telegram.api_url}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield slack, telegram
     slack.stop()
     telegram.stop()

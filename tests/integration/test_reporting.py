@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import answer
+from tests.conftest import answer, turn_on
 from tests.fakes.mail import SmtpServer
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
@@ -37,12 +37,7 @@ def fakes(env, monkeypatch) -> Iterator[tuple[FakeSlack, FakeTelegram, SmtpServe
               "TELEGRAM_BOT_TOKEN": telegram.token, "TASKBOT_TELEGRAM_API_URL": telegram.api_url,
               "TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(smtp.port),
               "TASKBOT_EMAIL_FROM": "taskbot <tasks@example.com>"}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield slack, telegram, smtp
     slack.stop()
     telegram.stop()

@@ -13,7 +13,7 @@ from bot.app import create_app
 from bot.commands import USAGE
 from bot.settings import Settings
 from bot.slack_views import NEW_TASK
-from tests.conftest import served
+from tests.conftest import served, turn_on
 from tests.fakes.slack_api import BOT_ID, BOT_USER, FakeSlack, SlackSender, command_form, dm_event, envelope
 
 SECRET = "test-signing-secret"
@@ -49,12 +49,7 @@ def fake_slack(env, monkeypatch) -> Iterator[FakeSlack]:
                              ("U_NEW", None, "Nia New")):
         fake.add_user(uid, email, name)
     values = {"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": SECRET, "TASKBOT_SLACK_API_URL": fake.api_url}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield fake
     fake.stop()
 

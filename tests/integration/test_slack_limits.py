@@ -16,6 +16,7 @@ import pytest
 from channels.slack import SlackChannel
 from channels.slack_directory import READY
 from engine.ports import DeliveryFailed
+from tests.conftest import turn_on
 from tests.fakes.slack_api import FakeSlack
 
 TASK = """
@@ -41,12 +42,7 @@ def fake_slack(env, monkeypatch, rates) -> Iterator[FakeSlack]:
     fake = FakeSlack(tiers=tiers, post_rate=rates.get("post", 5)).start()
     values = {"SLACK_BOT_TOKEN": fake.token, "SLACK_SIGNING_SECRET": "s", "TASKBOT_SLACK_API_URL": fake.api_url}
     values |= {f"TASKBOT_SLACK_{name.upper()}_RATE": str(value) for name, value in rates.items()}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield fake
     fake.stop()
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import turn_on
 from tests.fakes.mail import SmtpServer
 
 TASK = """
@@ -41,12 +42,7 @@ def idle() -> float:
 def mail_env(env, monkeypatch, smtp, idle) -> None:
     values = {"TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(smtp.port),
               "TASKBOT_EMAIL_FROM": "taskbot <tasks@example.com>", "TASKBOT_SMTP_IDLE": str(idle)}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
 
 
 def run_to(engine, n: int, start: int = 0) -> tuple[str, list[str]]:

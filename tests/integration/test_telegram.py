@@ -16,7 +16,7 @@ from bot.settings import Settings
 from bot.telegram import NOT_LINKED_TEXT, USED_TEXT, link_contact
 from engine import keys
 from engine.inbound import CLOSED_TEXT
-from tests.conftest import served
+from tests.conftest import served, turn_on
 from tests.fakes.telegram_api import BOT, FakeTelegram, TelegramSender, message_update
 
 SECRET = "test-webhook-secret"
@@ -58,12 +58,7 @@ def fake_telegram(env, monkeypatch) -> Iterator[FakeTelegram]:
     fake = FakeTelegram().start()
     values = {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_WEBHOOK_SECRET": SECRET,
               "TASKBOT_TELEGRAM_API_URL": fake.api_url}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield fake
     fake.stop()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from channels.telegram_updates import ALLOWED_UPDATES
+from tests.conftest import turn_on
 from tests.fakes.mail import SmtpServer
 from tests.fakes.telegram_api import message_update
 from tests.integration.test_email import bounce_of
@@ -37,12 +38,7 @@ def smtp(fake_telegram, env, monkeypatch, tmp_path) -> Iterator[SmtpServer]:
     values = {"TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(server.port), "TASKBOT_SMTP_USER": "taskbot",
               "TASKBOT_SMTP_PASSWORD": "smtp-secret", "TASKBOT_EMAIL_FROM": "taskbot <taskbot@example.com>",
               "TASKBOT_DATA_DIR": str(tmp_path / "data")}
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
+    turn_on(env, monkeypatch, values)
     yield server
     server.stop()
 

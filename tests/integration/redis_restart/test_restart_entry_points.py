@@ -17,7 +17,7 @@ from bot.app import create_app
 from bot.bootstrap import build_engine
 from bot.settings import Settings
 from engine import keys
-from tests.conftest import served
+from tests.conftest import served, turn_on
 from tests.fakes.mail import Dovecot, SmtpServer, dovecot_binary
 from tests.fakes.slack_api import FakeSlack, SlackSender
 from tests.fakes.telegram_api import FakeTelegram, TelegramSender, message_update
@@ -38,23 +38,14 @@ template:
 """
 
 
-def turn_on(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    """Settings for this test's processes (and this one), read by every engine built from here on."""
-    for k, v in values.items():
-        monkeypatch.setenv(k, v)
-    env.update(values)
-    from bot import bootstrap
-
-    bootstrap.engine.cache_clear()
-
-
 @pytest.fixture
 def fakes(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeSlack, FakeTelegram]]:
     slack, telegram = FakeSlack().start(), FakeTelegram().start()
     slack.add_user("U_ALICE", "alice@example.com", "Alice")
-    turn_on(env, monkeypatch, SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SLACK_SECRET,
-            TASKBOT_SLACK_API_URL=slack.api_url, TELEGRAM_BOT_TOKEN=telegram.token,
-            TELEGRAM_WEBHOOK_SECRET=TELEGRAM_SECRET, TASKBOT_TELEGRAM_API_URL=telegram.api_url)
+    turn_on(env, monkeypatch, {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SLACK_SECRET,
+                               "TASKBOT_SLACK_API_URL": slack.api_url, "TELEGRAM_BOT_TOKEN": telegram.token,
+                               "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+                               "TASKBOT_TELEGRAM_API_URL": telegram.api_url})
     yield slack, telegram
     slack.stop()
     telegram.stop()
@@ -62,7 +53,7 @@ def fakes(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
 
 def test_every_route_answers_503_while_redis_is_away_and_works_again_after(engine, redis_server, fakes, drain,
                                                                            env, monkeypatch):
-    turn_on(env, monkeypatch, TASKBOT_API_TOKEN=TOKEN)
+    turn_on(env, monkeypatch, {"TASKBOT_API_TOKEN": TOKEN})
     engine.import_contacts([{"email": "alice@example.com", "preferred_channel": "web", "slack_user_id": "U_ALICE",
                              "telegram_chat_id": str(ALICE_CHAT)}, {"email": "lead@example.com"}])
     engine.apply_definition(ONE_FIELD.replace("PEOPLE", "alice@example.com"))
@@ -192,10 +183,11 @@ def test_the_mail_poller_rides_out_a_redis_restart(engine, redis_server, workers
         pytest.skip("dovecot is not installed (Debian: apt-get install dovecot-imapd; .ci/run installs it)")
     smtp, mailbox = SmtpServer().start(), Dovecot(user=BOT_ADDRESS).start()
     try:
-        turn_on(env, monkeypatch, TASKBOT_SMTP_HOST="127.0.0.1", TASKBOT_SMTP_PORT=str(smtp.port),
-                TASKBOT_EMAIL_FROM=f"taskbot <{BOT_ADDRESS}>", TASKBOT_DATA_DIR=str(tmp_path / "data"),
-                TASKBOT_IMAP_HOST="127.0.0.1", TASKBOT_IMAP_PORT=str(mailbox.port), TASKBOT_IMAP_USER=BOT_ADDRESS,
-                TASKBOT_IMAP_PASSWORD=mailbox.password, TASKBOT_IMAP_SSL="false", TASKBOT_IMAP_POLL="0.2")
+        turn_on(env, monkeypatch, {
+            "TASKBOT_SMTP_HOST": "127.0.0.1", "TASKBOT_SMTP_PORT": str(smtp.port),
+            "TASKBOT_EMAIL_FROM": f"taskbot <{BOT_ADDRESS}>", "TASKBOT_DATA_DIR": str(tmp_path / "data"),
+            "TASKBOT_IMAP_HOST": "127.0.0.1", "TASKBOT_IMAP_PORT": str(mailbox.port), "TASKBOT_IMAP_USER": BOT_ADDRESS,
+            "TASKBOT_IMAP_PASSWORD": mailbox.password, "TASKBOT_IMAP_SSL": "false", "TASKBOT_IMAP_POLL": "0.2"})
         people = ["alice@example.com", "bob@example.com"]
         engine.import_contacts([{"email": p, "preferred_channel": "email"} for p in people])
         engine.apply_definition(ONE_FIELD.replace("PEOPLE", ", ".join(people)))
