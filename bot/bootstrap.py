@@ -44,6 +44,7 @@ from engine.subtasks import Subtasks
 from engine.sweeper import Sweeper
 from engine.tokens import Tokens
 
+from . import plugins
 from .reconnect import command_retry
 from .settings import Settings
 from .webhooks import SignedPoster
@@ -126,6 +127,7 @@ def build_engine(settings: Settings | None = None, *, announce: bool = False, cl
         clock: the time source (tests inject one).
     """
     settings = settings or Settings()
+    plugins.load(settings.plugins)  # first: a plugin may add a channel, a tool or an output type
     r = connect(settings.redis_url)
     channels, off = build_channels(settings)
     if announce:

@@ -7,6 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.hours import check_hours
 
+from . import plugins
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
@@ -33,6 +35,8 @@ class Settings(BaseSettings):
     #: When participants whose contact and task name no working hours may be messaged, in their own time
     #: zone: windows such as ``Mon-Fri 09:00-18:00`` (several split by ``;``), or ``always`` (SPEC §11).
     working_hours: str = Field("Mon-Fri 09:00-18:00", alias="TASKBOT_WORKING_HOURS")
+    #: Python modules every process imports before building its engine: tools, output types, channels.
+    plugins: str = Field("", alias="TASKBOT_PLUGINS")
     #: Assistants on a litellm model: conversation messages sent with each call (0: all of them),
     #: model calls per turn, retries of a rate limit or provider error, first backoff, call time-out.
     history_messages: int = Field(20, alias="TASKBOT_HISTORY_MESSAGES", ge=0)
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     def _hours(cls, value: str) -> str:
         check_hours(value)
         return value
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, value: str) -> str:
+        return plugins.check(value)
 
     @property
     def base_url(self) -> str:

@@ -24,7 +24,7 @@ from .model import Assistant, FieldSpec, TaskDefinition
 from .questions import accept, shown, what_fits
 from .store import Store
 
-#: What a tool hands back at most (a long deliverable is cut, with a note).
+#: What a tool hands back at most (a longer result is cut, with a note): every result goes into the next prompt.
 MAX_RESULT = 8000
 
 
@@ -91,7 +91,7 @@ def execute(ctx: ToolContext, tool: Tool, arguments: str) -> tuple[str, bool]:
         if not isinstance(args, dict):
             raise ToolError("arguments must be a JSON object")
         check_value(args, "arguments")  # what a tool records is stored and read back: no lone surrogate, 32 deep
-        return tool.run(ctx, args), True
+        return _cut(tool.run(ctx, args)), True  # a plugin's tool too: the model reads at most this
     except (json.JSONDecodeError, RecursionError):
         return "error: the arguments are not valid JSON", False
     except (ToolError, TaskbotError) as exc:

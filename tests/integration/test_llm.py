@@ -425,6 +425,20 @@ def test_a_plugin_tool_is_offered_and_run(engine, fake, drain, monkeypatch):
     assert fake.chats()[1].last["content"] == "alice, bob"
 
 
+def test_a_tools_long_result_is_cut_before_the_model_reads_it(engine, fake, drain, monkeypatch):
+    from engine import tools
+
+    monkeypatch.setitem(tools.REGISTRY, "dump", tools.Tool("dump", "Everything.", {"type": "object"},
+                                                           lambda ctx, args: "x" * 50_000))
+    assistant(engine, fake, tools=["record_data", "dump"])
+    rid = start(engine, drain, weekly())
+    fake.script(call("dump"), text("That was a lot. What did you ship?"))
+    answer(engine, subtask(engine, rid), "Show me everything", "m1")
+    drain()
+    read = fake.chats()[1].last["content"]
+    assert read == "x" * tools.MAX_RESULT + "\n[cut]"  # 8,000 characters, not 50,000, in every later prompt
+
+
 def test_schedule_task_creates_one_schedule_even_when_its_effects_run_again(engine, fake, drain):
     assistant(engine, fake)
     rid = start(engine, drain, weekly())
