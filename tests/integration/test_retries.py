@@ -114,8 +114,10 @@ def test_a_chat_answer_whose_202_was_lost_is_sent_again_by_the_page_and_recorded
             page.get_by_role("button", name="Send").click()
             page.get_by_role("status").filter(has_text="Not sent yet").wait_for()
             page.get_by_role("button", name="Send").click()
-            page.get_by_role("status").filter(has_text="").wait_for()
-            # (not wait_for_function: its polling evaluates a string, which the page's CSP refuses)
+            # sent: the note is cleared and so is the box (Playwright's expect waits for both; wait_for_function
+            # would not do, its polling evaluates a string, which the page's CSP refuses, and an empty note is
+            # hidden, so a wait for it to be visible never ends)
+            expect(page.locator("#note")).to_have_text("")
             expect(page.locator("#text")).to_have_value("")
         finally:
             browser.close()
