@@ -26,7 +26,7 @@ from engine.engine import Engine
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.views import chat_view
 
-from . import pages
+from . import pages, plugins
 from .api import EngineDep, api
 from .apidocs import mount_docs
 from .dashboard import dashboard, is_dashboard_page
@@ -241,9 +241,21 @@ class TaskbotApp(FastAPI):
         return CloseWhenUnread(super().build_middleware_stack())
 
 
+#: Routes plugins add (:func:`add_router`): a channel's webhook, say. Included by every app built after.
+PLUGIN_ROUTERS: list[APIRouter] = []
+
+
+def add_router(router: APIRouter) -> None:
+    """Let a plugin serve routes of its own (a channel's inbound webhook) from the one HTTP app. Like every
+    route but /api/*, they check their callers themselves (a provider's signature, a secret)."""
+    if router not in PLUGIN_ROUTERS:
+        PLUGIN_ROUTERS.append(router)
+
+
 def create_app(engine: Engine | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the app around an engine (tests pass theirs; ``taskbot serve`` builds one from settings)."""
     settings = settings or Settings()
+    plugins.load(settings.plugins)  # their routes, when the engine was built elsewhere
     if engine is None:
         from .bootstrap import build_engine
 
@@ -254,7 +266,7 @@ def create_app(engine: Engine | None = None, settings: Settings | None = None) -
                      max_body_size=settings.max_body, docs_url=None, redoc_url=None)  # bot/apidocs.py has them
     app.state.engine = engine
     app.state.settings = settings
-    for router in (health, chat, api, dashboard):
+    for router in (health, chat, api, dashboard, *PLUGIN_ROUTERS):
         app.include_router(router)
     mount_docs(app)  # before /static: its files are under /static/apidocs
     app.mount("/static", StaticFiles(packages=[("bot", "static")]), name="static")  # the pages' CSS and JS

@@ -3,8 +3,8 @@ engine is built (web app, workers, CLI, demo), so that what they register is the
 definition is validated or a job runs.
 
 A plugin registers at import: tools with :func:`engine.tools.register`, output types with
-:func:`engine.outputs.register`, channels with a factory in :data:`channels.REGISTRY`
-(docs/extending.md).
+:func:`engine.outputs.register`, channels with :func:`channels.register` (and the routes that receive
+their messages with :func:`bot.app.add_router`); docs/extending.md.
 """
 
 from __future__ import annotations

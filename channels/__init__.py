@@ -2,6 +2,7 @@
 
 Adding a channel is one module plus one line in :data:`REGISTRY`: a factory that takes the
 settings and returns the adapter, or None when the channel's settings are absent (it is off).
+A plugin adds one with :func:`register`, which also lets contacts and assistants name it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.model import register_channel
 from engine.ports import Channel
 
 from .web import WebChannel
@@ -54,15 +56,21 @@ REGISTRY: dict[str, Callable[[Any], Channel | None]] = {
 }
 
 
+def register(name: str, factory: Callable[[Any], Channel | None]) -> None:
+    """Add a channel (a plugin's): its adapter's factory, and its name for contacts' ``preferred_channel`` and
+    ``addresses`` and for assistants' ``channels``. It is tried after the built-in channels (SPEC §4's order)."""
+    register_channel(name)
+    REGISTRY[name] = factory
+
+
 def build_channels(settings: Any) -> tuple[dict[str, Channel], list[str]]:
     """The configured adapters, and one line for each channel that is off and why."""
     channels: dict[str, Channel] = {}
     off: list[str] = []
-    for name in ("slack", "telegram", "email", "web"):
-        factory = REGISTRY.get(name)
-        adapter = factory(settings) if factory else None
+    for name, factory in REGISTRY.items():  # the built-in ones, then those plugins registered
+        adapter = factory(settings)
         if adapter is None:
-            off.append(f"channel {name} is off: {'its settings are absent' if factory else 'not built yet'}")
+            off.append(f"channel {name} is off: its settings are absent")
         else:
             channels[name] = adapter
     return channels, off

@@ -21,14 +21,10 @@ from .messages import render, when
 from .model import ChaseSpec, Contact
 from .outbox import Outbox
 from .ports import Address, Clock, DeliveryFailed, Outbound
-from .selection import select_channel
+from .selection import reaching, select_channel
 from .store import Store, message
 
 log = logging.getLogger("taskbot.escalations")
-
-#: Where escalations go: the channels a person is told on (a web link reaches nobody by itself).
-CHANNELS = ("slack", "telegram", "email")
-
 
 def time_out_at(sub: Mapping[str, str], spec: ChaseSpec, *, after_chase: int | None = None, now: float = 0.0) -> float:
     """When the sub-task times out if its participant stays silent (after chase ``after_chase`` goes at ``now``)."""
@@ -107,7 +103,7 @@ class Escalations:
         text = render(spec.escalation_message, {
             "name": target.name, "task": task, "missing": sub.get("name") or sub["participant_id"],
             "deadline": when(self.deadline(run, time_out_at(sub, spec)), target.timezone)})
-        address = select_channel(target, CHANNELS, self.outbox.channels)
+        address = select_channel(target, reaching(), self.outbox.channels)  # a web link reaches nobody by itself
         error = address if isinstance(address, str) else ""
         if isinstance(address, Address):
             try:

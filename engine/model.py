@@ -33,8 +33,27 @@ REPORT_TARGET = re.compile(r"^(slack:(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{2,
 
 #: Output types known to the engine; plugins add theirs with :func:`register_output_type`.
 OUTPUT_TYPES: set[str] = {"freeform", "blog_post", "report", "summary", "image", "proofreading", "file"}
-ChannelName = Literal["slack", "telegram", "email", "web"]
-CHANNELS: tuple[ChannelName, ...] = ("slack", "telegram", "email", "web")
+#: The built-in channels.
+CHANNELS: tuple[str, ...] = ("slack", "telegram", "email", "web")
+#: Channels plugins added (``channels.register``), in the order they were added: tried after the built-in ones.
+EXTRA_CHANNELS: list[str] = []
+
+
+def register_channel(name: str) -> None:
+    """Let a plugin add a channel, so contacts and assistants may name it."""
+    if not SLUG.match(name):
+        raise ValueError(f"{name!r} is no channel name: lowercase letters, digits, - and _")
+    if name not in CHANNELS and name not in EXTRA_CHANNELS:
+        EXTRA_CHANNELS.append(name)
+
+
+def known_channel(name: str) -> str:
+    if name not in CHANNELS and name not in EXTRA_CHANNELS:
+        raise ValueError(f"unknown channel {name!r} (known: {', '.join([*CHANNELS, *EXTRA_CHANNELS])})")
+    return name
+
+
+ChannelName = Annotated[str, AfterValidator(known_channel)]
 
 
 def report_target(target: str) -> str:
@@ -340,7 +359,9 @@ class Contact(Strict):
     email: str | None = None
     slack_user_id: str | None = None
     telegram_chat_id: str | None = None
-    preferred_channel: Literal["slack", "telegram", "email", "web"] | None = None
+    preferred_channel: ChannelName | None = None
+    #: Addresses on channels plugins add (``{"pager": "P-77"}``); the built-in ones have their own fields.
+    addresses: dict[str, str] = Field(default_factory=dict)
     timezone: str = "UTC"
     manager: str | None = None
     away_until: str | None = None
@@ -371,6 +392,30 @@ class Contact(Strict):
             raise ValueError(f"{value!r} is not an email address")
         return value.lower()
 
+    @field_validator("addresses", mode="before")
+    @classmethod
+    def _addresses_text(cls, value: Any) -> Any:
+        """A CSV cell: ``pager=P-77; sms=+15550100`` (JSON and the API give an object)."""
+        if value in (None, ""):
+            return {}
+        if isinstance(value, str):
+            pairs = [p.partition("=") for p in value.split(";") if p.strip()]
+            if any(not sep for _, sep, _ in pairs):
+                raise ValueError("write each address as channel=address, separated by ;")
+            return {k.strip(): v.strip() for k, _, v in pairs}
+        return value
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, address in value.items():
+            if name in CHANNELS:
+                raise ValueError(f"{name!r} is a built-in channel: give its address in its own field")
+            known_channel(name)
+            if not address:
+                raise ValueError(f"{name}: an address may not be empty")
+        return value
+
     @field_validator("telegram_chat_id", "slack_user_id", "preferred_channel", "manager", "away_until", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
@@ -398,7 +443,7 @@ class Assistant(Strict):
     model: str = "scripted"
     system_prompt: str = ""
     tools: list[str] = Field(default_factory=list)
-    channels: list[ChannelName] = Field(default_factory=lambda: list(CHANNELS))
+    channels: list[ChannelName] = Field(default_factory=lambda: [*CHANNELS, *EXTRA_CHANNELS])
     max_concurrent_tasks: int | None = Field(default=None, ge=1)
     api_base: str | None = None
     api_key_env: str | None = None

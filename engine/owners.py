@@ -8,12 +8,11 @@ from . import keys
 from .model import Contact
 from .outbox import Outbox
 from .ports import Address, DeliveryFailed, Outbound
+from .selection import reaching
 from .store import Store
 
 log = logging.getLogger("taskbot.owners")
 
-#: The channels an owner is told on, in this order (the web channel reaches nobody by itself).
-CHANNELS = ("slack", "telegram", "email")
 
 
 class Owners:
@@ -41,7 +40,7 @@ class Owners:
         """
         owner = self.store.run_fields(rid)["owner"]
         contact = self.contact(owner)
-        for name in CHANNELS:
+        for name in reaching():  # every channel that reaches them (the web channel reaches nobody by itself)
             channel = self.outbox.channel(name)
             address = channel.resolve(contact) if channel else None
             if channel is None or not address:

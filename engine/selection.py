@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .model import Contact
+from .model import EXTRA_CHANNELS, Contact
 from .ports import Address, Channel
 
+#: The built-in channels that reach a person by themselves, in SPEC §4's order (web needs its link handed over).
 FALLBACK_ORDER = ("slack", "telegram", "email")
+
+
+def reaching() -> tuple[str, ...]:
+    """The channels that may reach a person by themselves, in the order they are tried: the built-in ones
+    (SPEC §4), then those plugins added, in the order they were added."""
+    return (*FALLBACK_ORDER, *EXTRA_CHANNELS)
 
 
 def select_channel(
@@ -20,7 +27,7 @@ def select_channel(
     channel is only ever chosen as a preference: a web link reaches nobody by itself.
     """
     order = ([contact.preferred_channel] if contact.preferred_channel else []) + [
-        c for c in FALLBACK_ORDER if c != contact.preferred_channel
+        c for c in reaching() if c != contact.preferred_channel
     ]
     for name in order:
         channel = channels.get(name)

@@ -1,17 +1,25 @@
 """Plugins (``TASKBOT_PLUGINS``): a module of the user's, on the Python path, imported by every taskbot process
-before its engine is built. Here it adds a tool and an output type; the CLI validates a task with that
-type, and a real worker process offers the tool to the model and runs it. (This process loads it too, as
-every process must that reads such a task; its registries are put back afterwards.)"""
+before its engine is built. One adds a tool and an output type: the CLI validates a task with that type, and
+a real worker process offers the tool to the model and runs it. Another adds a channel: a real worker sends
+on it, and its own route in the web app (real HTTP) receives the answers. (This process loads them too, as
+every process must that reads such a task or contact; its registries are put back afterwards.)"""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+import channels
+from bot import app as webapp
+from bot.app import create_app
+from bot.settings import Settings
 from engine import model, outputs, tools
-from tests.conftest import answer, turn_on
+from engine.errors import InvalidInput
+from tests.conftest import answer, served, turn_on
 from tests.fakes.openai_api import call, text
 from tests.integration.test_llm import assistant, fake, people, subtask, weekly  # noqa: F401 (fake: a fixture)
 
@@ -36,8 +44,13 @@ def registries(monkeypatch) -> Iterator[None]:
     monkeypatch.setattr(tools, "REGISTRY", dict(tools.REGISTRY))
     monkeypatch.setattr(outputs, "REGISTRY", dict(outputs.REGISTRY))
     monkeypatch.setattr(model, "OUTPUT_TYPES", set(model.OUTPUT_TYPES))
+    monkeypatch.setattr(channels, "REGISTRY", dict(channels.REGISTRY))
+    monkeypatch.setattr(webapp, "PLUGIN_ROUTERS", list(webapp.PLUGIN_ROUTERS))
+    extra = list(model.EXTRA_CHANNELS)
     yield
-    sys.modules.pop("team_tools", None)
+    model.EXTRA_CHANNELS[:] = extra  # the same list object: selection reads it where it was imported
+    for name in ("team_tools", "pager_channel"):
+        sys.modules.pop(name, None)
 
 
 def test_a_plugin_adds_a_tool_and_an_output_type_in_every_process(engine, fake, workers, wait_for,  # noqa: F811
@@ -80,3 +93,88 @@ def test_a_plugin_that_is_not_there_stops_the_process_naming_the_setting(taskbot
     assert result.returncode != 0
     assert "TASKBOT_PLUGINS" in result.stderr
     assert "no module 'team_tools_missing' on the Python path" in result.stderr
+
+
+PAGER = '''"""A pager service as a taskbot channel: sends go to its (here: a file's) outbox, answers come to a route."""
+import json
+import os
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+
+import channels
+from bot.app import add_router
+from engine.ports import Delivery, Inbound
+
+OUTBOX = Path(os.environ["PAGER_OUTBOX"])
+
+
+class Pager:
+    name = "pager"
+
+    def resolve(self, contact):
+        return contact.addresses.get("pager")
+
+    def send(self, message):
+        with OUTBOX.open("a") as out:
+            out.write(json.dumps({"to": message.address.id, "text": message.text, "key": message.key}) + "\\n")
+        return Delivery(ref=None)
+
+
+channels.register("pager", lambda settings: Pager())
+router = APIRouter()
+
+
+@router.post("/pager/inbound")
+def inbound(body: dict, request: Request):  # a real one checks the provider's signature first
+    engine = request.app.state.engine
+    _, new = engine.inbox.receive(Inbound("pager", body["from"], body["text"], body["id"]))
+    return {"stored": new}
+
+
+add_router(router)
+'''
+TASK = {"id": "standup", "name": "Standup", "owner": "lead@example.com", "template": {
+    "fields": [{"key": "shipped", "prompt": "What did you ship?"}, {"key": "blockers", "prompt": "Blockers?"}],
+    "participants": ["pat@example.com"], "chase": {"interval": "1h"}}}
+
+
+def test_a_plugin_adds_a_channel_that_workers_send_on_and_its_route_receives(engine, workers, wait_for, env,
+                                                                             tmp_path, monkeypatch, registries):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "pager_channel.py").write_text(PAGER)
+    outbox = tmp_path / "pager.jsonl"
+    contact = {"email": "pat@example.com", "preferred_channel": "pager", "addresses": "pager=P-77"}  # as CSV has it
+    with pytest.raises(InvalidInput, match="unknown channel 'pager'"):
+        engine.import_contacts([contact])  # no such channel without the plugin
+
+    monkeypatch.syspath_prepend(str(folder))
+    turn_on(env, monkeypatch, {"PYTHONPATH": str(folder), "TASKBOT_PLUGINS": "pager_channel",
+                               "PAGER_OUTBOX": str(outbox)})
+    from bot.bootstrap import engine as process_engine
+
+    engine = process_engine()
+    engine.import_contacts([contact])
+    assert engine.store.find_contacts(["pat@example.com"])["pat@example.com"].addresses == {"pager": "P-77"}
+    engine.apply_definition(TASK)
+    rid = engine.runs.trigger("standup")
+    workers(1)
+    sent = lambda: [json.loads(line) for line in outbox.read_text().splitlines()] if outbox.exists() else []  # noqa: E731
+    wait_for(lambda: len(sent()) == 1, timeout=30)
+    assert sent()[0]["to"] == "P-77"
+    assert "What did you ship?" in sent()[0]["text"]
+    [sub] = engine.run_view(rid)["subtasks"]
+    assert (sub["status"], sub["channel"]) == ("running", "pager")
+
+    with served(create_app(engine, Settings())) as base:
+        for i, words in enumerate(("The pager plugin", "None")):
+            res = httpx.post(f"{base}/pager/inbound", json={"from": "P-77", "text": words, "id": f"pg-{i}"})
+            assert res.json() == {"stored": True}
+            wait_for(lambda i=i: len(sent()) == 2 + i, timeout=30)  # the next question, then the thanks
+        again = httpx.post(f"{base}/pager/inbound", json={"from": "P-77", "text": "None", "id": "pg-1"})
+        assert again.json() == {"stored": False}  # the provider's retry: stored once
+    wait_for(lambda: engine.run_view(rid)["status"] == "completed", timeout=30)
+    [sub] = engine.run_view(rid)["subtasks"]
+    assert sub["data"] == {"shipped": "The pager plugin", "blockers": "None"}
+    assert "Blockers?" in sent()[1]["text"]

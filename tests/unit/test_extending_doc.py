@@ -41,3 +41,37 @@ def test_the_output_type_example_lets_a_task_name_it():
         "id": "digest", "name": "Digest", "output_type": "standup_digest",
         "template": {"participants": ["a@example.com"], "fields": [{"key": "shipped", "prompt": "Shipped?"}]}})
     assert definition.output_type == "standup_digest"
+
+
+def test_the_channel_example_registers_a_channel_contacts_and_the_app_can_use(monkeypatch):
+    import channels
+    from bot import app as webapp
+
+    monkeypatch.setattr(channels, "REGISTRY", dict(channels.REGISTRY))
+    monkeypatch.setattr(webapp, "PLUGIN_ROUTERS", [])
+    extra = list(model.EXTRA_CHANNELS)
+    try:
+        [code] = blocks("channels.register")
+        exec(compile(code, str(DOC), "exec"), {})  # noqa: S102
+        assert channels.REGISTRY["pager"](None).name == "pager"
+        [router] = webapp.PLUGIN_ROUTERS
+        assert [r.path for r in router.routes] == ["/pager/inbound"]
+        contact = model.Contact.model_validate({"email": "pat@example.com", "preferred_channel": "pager",
+                                                "addresses": "pager=P-77"})
+        assert channels.REGISTRY["pager"](None).resolve(contact) == "P-77"
+        assert "pager" in model.Assistant(id="helper").channels
+    finally:
+        model.EXTRA_CHANNELS[:] = extra
+    with pytest.raises(ValueError, match="unknown channel 'pager'"):
+        model.Contact.model_validate({"email": "pat@example.com", "preferred_channel": "pager"})
+
+
+@pytest.mark.parametrize(("addresses", "refusal"), [
+    ({"slack": "U1"}, "'slack' is a built-in channel: give its address in its own field"),
+    ("pager", "write each address as channel=address, separated by ;"),
+    ({"beeper": "B1"}, "unknown channel 'beeper'"),
+])
+def test_addresses_that_cannot_be_used_are_refused_saying_why(addresses, refusal):
+    with pytest.raises(ValueError, match=refusal) as refused:
+        model.Contact.model_validate({"email": "pat@example.com", "addresses": addresses})
+    assert "addresses" in str(refused.value)
