@@ -28,7 +28,8 @@ def names(value: str) -> list[str]:
 
 
 def check(value: str) -> str:
-    """Refuse, naming it, a name that is no module name or that is not on the Python path (nothing imported)."""
+    """Refuse, naming it, a name that is no module name or that is not on the Python path. The module itself is
+    not run here (for a dotted name its parent packages are imported, to look inside them)."""
     for name in names(value):
         if not MODULE.match(name):
             raise ValueError(f"{name!r} is not a Python module name (e.g. mycompany.taskbot_tools)")
