@@ -12,7 +12,7 @@ import redis
 
 from . import keys
 from .errors import NotFound
-from .model import Assistant, CompileState, Contact, ConversationState, FieldSpec, TaskDefinition, TaskState
+from .model import STORED, Assistant, CompileState, Contact, ConversationState, FieldSpec, TaskDefinition, TaskState
 from .ports import Usage
 
 
@@ -108,14 +108,14 @@ class Store:
     def get_assistant(self, assistant_id: str, default_model: str) -> Assistant:
         raw = self.r.hget(keys.ASSISTANTS, assistant_id)
         if raw is not None:
-            return Assistant.model_validate_json(raw)
+            return Assistant.model_validate_json(raw, context=STORED)
         if assistant_id == "default":
             return Assistant(id="default", model=default_model)
         raise NotFound("assistant", assistant_id)
 
     def list_assistants(self, default_model: str = "scripted") -> list[Assistant]:
         raw = self.r.hgetall(keys.ASSISTANTS)
-        found = {a.id: a for a in (Assistant.model_validate_json(v) for v in raw.values())}
+        found = {a.id: a for a in (Assistant.model_validate_json(v, context=STORED) for v in raw.values())}
         found.setdefault("default", Assistant(id="default", model=default_model))
         return sorted(found.values(), key=lambda a: a.id)
 
@@ -126,7 +126,7 @@ class Store:
         with self.r.pipeline() as p:
             for c, raw in zip(contacts, before, strict=True):
                 if raw is not None:
-                    old = Contact.model_validate_json(raw)
+                    old = Contact.model_validate_json(raw, context=STORED)
                     for field, index in keys.CONTACT_INDEXES.items():
                         value = getattr(old, field)
                         if value and value != getattr(c, field):
@@ -142,11 +142,11 @@ class Store:
         """The contact whose ``email``, ``slack_user_id`` or ``telegram_chat_id`` is ``value``."""
         cid = self.r.hget(keys.CONTACT_INDEXES[field], value.lower() if field == "email" else value)
         raw = self.r.hget(keys.CONTACTS, cid) if cid is not None else None
-        return Contact.model_validate_json(raw) if raw is not None else None
+        return Contact.model_validate_json(raw, context=STORED) if raw is not None else None
 
     def list_contacts(self) -> list[Contact]:
         raw = self.r.hgetall(keys.CONTACTS)
-        return sorted((Contact.model_validate_json(v) for v in raw.values()), key=lambda c: c.id)
+        return sorted((Contact.model_validate_json(v, context=STORED) for v in raw.values()), key=lambda c: c.id)
 
     def find_contacts(self, ids: list[str]) -> dict[str, Contact]:
         """Contacts for participant ids, by id or else by email, in two round trips."""
@@ -155,7 +155,7 @@ class Store:
         found: dict[str, Contact] = {}
         for pid, raw in zip(ids, self.r.hmget(keys.CONTACTS, ids), strict=True):
             if raw is not None:
-                found[pid] = Contact.model_validate_json(raw)
+                found[pid] = Contact.model_validate_json(raw, context=STORED)
         missing = [pid for pid in ids if pid not in found and "@" in pid]
         if missing:
             alias = self.r.hmget(keys.CONTACTS_BY_EMAIL, [m.lower() for m in missing])
@@ -164,7 +164,7 @@ class Store:
                 raws = self.r.hmget(keys.CONTACTS, [cid for _, cid in pairs])
                 for (pid, _), raw in zip(pairs, raws, strict=True):
                     if raw is not None:
-                        found[pid] = Contact.model_validate_json(raw)
+                        found[pid] = Contact.model_validate_json(raw, context=STORED)
         return found
 
     def put_dataset(self, name: str, rows: list[dict[str, Any]]) -> None:

@@ -178,3 +178,14 @@ def test_a_plugin_adds_a_channel_that_workers_send_on_and_its_route_receives(eng
     [sub] = engine.run_view(rid)["subtasks"]
     assert sub["data"] == {"shipped": "The pager plugin", "blockers": "None"}
     assert "Blockers?" in sent()[1]["text"]
+
+
+def test_contacts_naming_a_removed_plugins_channel_stay_readable(engine, taskbot_cli, registries):
+    model.register_channel("pager")  # as the plugin did, when these contacts were imported
+    engine.import_contacts([{"email": "pat@example.com", "preferred_channel": "pager", "addresses": "pager=P-77"}])
+    model.EXTRA_CHANNELS.remove("pager")  # the plugin is gone
+    listed = taskbot_cli("contacts", "list", check=True)  # another process, which never had it
+    assert "pat@example.com" in listed.stdout
+    assert engine.store.find_contacts(["pat@example.com"])["pat@example.com"].addresses == {"pager": "P-77"}
+    with pytest.raises(InvalidInput, match="unknown channel 'pager'"):  # new input naming it is refused again
+        engine.import_contacts([{"email": "sam@example.com", "preferred_channel": "pager"}])
