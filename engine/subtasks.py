@@ -176,11 +176,16 @@ class Subtasks:
         for i, prepared in enumerate(ready):
             following = ready[i + 1].sid if i + 1 < len(ready) else None
             if claimed != 1:
+                if claimed == -1:  # another worker sends it, or a dead one's claim lives on: look again after it
+                    retry_at = max(retry_at or 0.0, self.clock.now() + self.leases.lease_seconds)
                 claimed = self.outbox.claim(following, "open") if following else 0
                 continue
             try:
                 delivery = self.outbox.send(prepared.out)
             except Exception as exc:
+                if isinstance(exc, DeliveryFailed) and not exc.permanent:
+                    # ours to give back: the batch runs again when the provider allows, sooner than a claim lapses
+                    self.outbox.unclaim(prepared.sid, "open")
                 failed(prepared.sid, exc)
                 claimed = self.outbox.claim(following, "open") if following else 0
                 continue

@@ -317,6 +317,21 @@ def test_telegrams_retry_after_is_honoured(engine, fake_telegram, drain, wait_fo
     assert len(fake_telegram.sent(ALICE)) == 1
 
 
+def test_a_retry_after_shorter_than_a_claim_lives_sends_the_opening_when_telegram_allows(
+        engine, fake_telegram, drain, wait_for, env, monkeypatch):
+    turn_on(env, monkeypatch, {"TASKBOT_LEASE_SECONDS": "60"})  # a claim lives a minute, as by default
+    engine.import_contacts(LINKED)
+    engine.apply_definition(WEEKLY)
+    fake_telegram.rate_limit(ALICE, retry_after=2)
+    rid = engine.runs.trigger("weekly-status")
+    drain()
+    assert subtasks(engine, rid)["alice@example.com"]["status"] == "pending"
+    wait_for(lambda: subtasks(engine, rid)["alice@example.com"]["status"] == "running", timeout=20, between=drain)
+    refused, sent = [c for c in fake_telegram.calls_to("sendMessage") if c.args["chat_id"] == str(ALICE)]
+    assert (refused.status, sent.status) == (429, 200)
+    assert 2.0 <= sent.at - refused.at < 10  # when Telegram allowed it, not when the refused send's claim lapsed
+
+
 def test_a_fan_out_to_200_stays_under_telegrams_limits_overall_and_per_chat(engine, fake_telegram, workers,
                                                                               wait_for):
     people = [{"email": f"p{i:03}@example.com", "telegram_chat_id": str(5000 + i)} for i in range(200)]
