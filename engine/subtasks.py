@@ -88,6 +88,11 @@ class _Opening:
 CHASE_BATCH = 200
 
 
+def left(refused_by: str | None, channel: str, moved_from: str) -> bool:
+    """A refusal from a channel the sub-task has left already (a send in flight when it moved): not acted on."""
+    return bool(refused_by) and (refused_by in moved_from.split(",") or channel not in ("", refused_by))
+
+
 class Subtasks:
     """Open, chase and finish sub-tasks.
 
@@ -413,7 +418,6 @@ class Subtasks:
         if not exc.unreachable:
             self.finish(sid, "failed", exc.reason)
             return
-        self.outbox.unclaim(sid, "open")  # a refused opening's claim, so the move may send it
         self.reroute(sid, exc.reason, exc.channel)
 
     def reroute(self, sid: str, reason: str, refused_by: str | None = None) -> str | None:
@@ -433,7 +437,8 @@ class Subtasks:
             sub = self.store.sub_fields(sid)
         except NotFound:
             return None
-        if sub["status"] not in ("pending", "running"):
+        if sub["status"] not in ("pending", "running") or left(refused_by, sub.get("channel") or "",
+                                                               sub.get("rerouted_from") or ""):
             return None
         run = self.store.run_fields(sub["run_id"])
         pid = sub["participant_id"]
@@ -451,9 +456,14 @@ class Subtasks:
         old = (sub.get("channel"), sub.get("address"))
 
         def move(p: Any) -> bool:
-            if p.hget(keys.sub(sid), "status") not in (b"pending", b"running"):
+            status, channel, moved_from = (v.decode() if v else "" for v in
+                                           p.hmget(keys.sub(sid), "status", "channel", "rerouted_from"))
+            if status not in ("pending", "running"):
+                return False
+            if left(refused_by, channel, moved_from):
                 return False
             p.multi()
+            p.delete(keys.claim(sid, "open"))  # a refused opening's claim: the move sends the opening again
             if old[0] and old[1]:
                 p.zrem(keys.active(old[0], old[1]), sid)
             p.hdel(keys.sub(sid), "channel", "address", "thread", "open_at")
@@ -471,7 +481,6 @@ class Subtasks:
             self.open(run, self.store.sub_fields(sid), contact, enabled)
         except DeliveryFailed as exc:
             if exc.unreachable:  # on to the one after (each move adds a channel to those tried)
-                self.outbox.unclaim(sid, "open")
                 return self.reroute(sid, f"{moved}, which refused it too: {exc.reason}", exc.channel)
             if exc.permanent:
                 self.finish(sid, "failed", f"{moved}, which refused it too: {exc.reason}")

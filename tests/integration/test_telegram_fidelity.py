@@ -262,6 +262,25 @@ def test_a_mailbox_the_mail_server_refuses_moves_the_sub_task_to_telegram(engine
     assert smtp.to("bob@example.com") == []
 
 
+def test_a_refusal_from_telegram_after_the_sub_task_moved_to_email_changes_nothing(engine, telegram, fake_telegram,
+                                                                                    smtp, drain):
+    """A reminder was in flight on Telegram when the block came in and moved the sub-task: its 403 is stale."""
+    from engine.ports import DeliveryFailed
+
+    rid = begin(engine, drain)
+    assert telegram.post(kicked(740001, ALICE)).json()["result"] == "blocked"
+    drain()
+    alice = subtasks(engine, rid)["alice@example.com"]
+    assert (alice["status"], alice["channel"]) == ("running", "email")
+    late = DeliveryFailed("Telegram refused: Forbidden: bot was blocked by the user", permanent=True, unreachable=True)
+    late.channel = "telegram"  # as Outbox.send marks it
+    engine.subtasks.refused(alice["id"], late)
+    drain()
+    after = subtasks(engine, rid)["alice@example.com"]
+    assert (after["status"], after["channel"], after["reason"]) == ("running", "email", alice["reason"])
+    assert len(smtp.to("alice@example.com")) == 1  # not opened a second time
+
+
 def test_a_participant_telegram_refuses_and_who_has_no_other_channel_fails_with_the_reason(
         engine, telegram, fake_telegram, smtp, drain):
     fake_telegram.block(BOB)
