@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -77,7 +78,8 @@ def set_session(response: Response, request: Request, cookie: str) -> None:
 
 def signed_in(request: Request) -> Session | Response:
     """The visitor's session, or the response to send instead (the sign-in page, or the redirect a
-    ``?token=`` visit gets: it sets the cookie and drops the token from the URL, so it does not
+    ``?token=`` visit gets: it sets the cookie, or, when someone else is signed in, a cookie that waits
+    for them to confirm at ``/signin/switch``, and drops the token from the URL, so it does not
     linger in the history; the access log redacts it). With no API token set the dashboard is off.
     Called in the threadpool: a person's session is checked against their token's record in Redis.
     """
@@ -95,10 +97,11 @@ def signed_in(request: Request) -> Session | Response:
         back = request.url.path + (f"?{query}" if query else "")
         current = session_of(engine, admin_token, request.cookies.get(COOKIE))
         other = session_of(engine, admin_token, cookie)
-        if current is not None and other is not None and other.label != current.label:
-            # someone else's link (it may come from anyone, an answer or a mail): asked, not done silently
-            response = page(pages.switch_page(viewer_of(request, current), other.label, back))
-            response.set_cookie(SWITCH_COOKIE, cookie, max_age=SWITCH_SECONDS, httponly=True, samesite="strict",
+        if current is not None and other is not None and not same_person(current, other):
+            # someone else's link (it may come from anyone, an answer or a mail): asked, not done silently, on a
+            # page of its own, so the token leaves the address bar and the history as it does when signing in
+            response = RedirectResponse("/signin/switch?" + urlencode({"next": back}), status_code=303)
+            response.set_cookie(SWITCH_COOKIE, cookie, max_age=SWITCH_SECONDS, httponly=True, samesite="lax",
                                 secure=request.url.scheme == "https")
             return response
         response = RedirectResponse(back, status_code=303)
@@ -372,6 +375,29 @@ async def sign_in_form(request: Request) -> Response:
     return response
 
 
+def same_person(one: Session, other: Session) -> bool:
+    """Whether two sessions are the same visitor: both the admin, or both the same person's (by contact)."""
+    return (one.caller.admin, one.caller.contact_id, one.caller.ids) == \
+        (other.caller.admin, other.caller.contact_id, other.caller.ids)
+
+
+def local(path: str | None) -> str:
+    """``path`` when it is a path of this site, else ``/``: a ``next`` may not lead elsewhere."""
+    return path if path and path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
+
+
+@dashboard.get("/signin/switch")
+def switch_page(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query's name
+    """Ask whether to switch to the session a ``?token=`` link of someone else's would start."""
+    if not isinstance(session := signed_in(request), Session):
+        return session
+    engine, admin_token = engine_of(request), configured_admin_token(request) or ""
+    other = session_of(engine, admin_token, request.cookies.get(SWITCH_COOKIE))
+    if other is None or same_person(session, other):
+        return RedirectResponse(local(next), status_code=303)  # nothing (left) to ask
+    return page(pages.switch_page(viewer_of(request, session), other.label, local(next)))
+
+
 @dashboard.post("/signin/switch")
 async def switch_session(request: Request) -> Response:
     """Sign in as the link's person after all: the session it made waits in a short-lived cookie (the token
@@ -382,13 +408,12 @@ async def switch_session(request: Request) -> Response:
     def do(engine: Engine, caller: Caller, form: dict[str, str]) -> str:
         if session_of(engine, admin_token, pending) is None:
             raise Conflict("Not switched: that sign-in link has expired or opens nothing now. Open it again.")
-        back = form.get("next") or "/"
-        return back if back.startswith("/") and not back.startswith("//") else "/"
+        return local(form.get("next"))
 
     response = await act(request, do)
     if response.status_code == 303 and pending:
         set_session(response, request, pending)
-        response.delete_cookie(SWITCH_COOKIE, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.delete_cookie(SWITCH_COOKIE, httponly=True, samesite="lax", secure=request.url.scheme == "https")
     return response
 
 

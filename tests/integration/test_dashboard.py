@@ -273,7 +273,10 @@ def test_someone_elses_sign_in_link_asks_before_it_switches_who_is_signed_in(eng
     setup(engine, WEEKLY, OTHER)
     lead = sign_in(engine.tokens.create("lead")[0])
     eves = engine.tokens.create("eve")[0]
-    asked = lead.get(f"/runs/x?token={eves}&keep=1")  # a link in an answer, a mail: it could come from anyone
+    link = lead.get(f"/runs/x?token={eves}&keep=1")  # a link in an answer, a mail: it could come from anyone
+    assert link.status_code == 303
+    assert link.headers["location"] == "/signin/switch?next=%2Fruns%2Fx%3Fkeep%3D1"  # the token out of the URL
+    asked = lead.get(link.headers["location"])
     assert asked.status_code == 200
     page = Page(asked.text)
     assert "You are signed in as lead. The link you opened signs in as eve instead." in page.text
@@ -294,6 +297,8 @@ def test_someone_elses_sign_in_link_asks_before_it_switches_who_is_signed_in(eng
 
     same = lead.get(f"/?token={eves}")  # one's own link again: no question
     assert same.status_code == 303
+    assert same.headers["location"] == "/"
+    assert lead.get("/signin/switch?next=//evil.example/x").headers["location"] == "/"  # nothing to ask; not off-site
     with httpx.Client(base_url=base, timeout=10) as fresh:  # and with no session, a link signs in at once
         assert fresh.get("/", params={"token": eves}).status_code == 303
         assert "Signed in as eve" in Page(fresh.get("/").text).text
