@@ -187,6 +187,10 @@ class EmailChannel:
         return parse(raw, self.ours, folder)
 
 
+#: RFC 3463 enhanced status codes that say the recipient's mailbox is not there: 5.1.x (address), 5.2.1 (disabled).
+MAILBOX_GONE = re.compile(r"^\s*5\.(1\.\d{1,3}|2\.1)\b")
+
+
 def failure(exc: BaseException, recipient: str) -> DeliveryFailed:
     """A 5xx about this recipient or this message is permanent (about the recipient: unreachable, so their next
     channel is tried); anything else is worth retrying.
@@ -196,9 +200,11 @@ def failure(exc: BaseException, recipient: str) -> DeliveryFailed:
     """
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         refused = exc.recipients[0]
-        # a 5xx for the recipient: no such mailbox (or it takes nothing from us); another channel may reach them
+        # a 5xx for the recipient fails it; one that says the mailbox is not there (5.1.x: bad address, no such
+        # user; 5.2.1: disabled) moves it to another channel. A relay or policy refusal (5.7.x) is about us.
+        gone = 500 <= refused.code < 600 and bool(MAILBOX_GONE.match(refused.message))
         return DeliveryFailed(f"mail server refused {recipient}: {refused.code} {refused.message}",
-                              permanent=500 <= refused.code < 600, unreachable=500 <= refused.code < 600)
+                              permanent=500 <= refused.code < 600, unreachable=gone)
     if isinstance(exc, aiosmtplib.SMTPDataError):
         return DeliveryFailed(f"mail server refused the message to {recipient}: {exc.code} {exc.message}",
                               permanent=500 <= exc.code < 600)

@@ -1,13 +1,15 @@
 """A run's token budget (``budget: {tokens: N}`` on the task or its assistant): whether the next model
 call may be made, and the owner told once when it may not.
 
-Both the conversations' turns and the compile step ask before they call the model, so a run
-stops before it goes over, not after: the next call is reckoned at the run's average call so far.
+Both the conversations' turns and the compile step ask before they call the model. The next call
+is reckoned at the run's average call so far, so a run stops before it goes over on calls like
+those before it; a compile, whose prompt carries every answer, may be larger than that average.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from . import keys
 from .leases import Leases
@@ -16,6 +18,8 @@ from .ports import Clock, Jobs
 from .store import Store
 
 log = logging.getLogger("taskbot.budget")
+#: The run's mark that its owner was told, among the (what:channel) marks of Owners.tell: no colon, no clash.
+MARK = "budget_reached"
 
 
 class Budgets:
@@ -50,14 +54,21 @@ class Budgets:
         spent, calls = used["total_tokens"], used["model_calls"]
         if spent + (spent / calls if calls else 0) <= limit:
             return False
-        if self.r.sadd(keys.run_notified(run["id"]), "budget_reached:app"):
-            text = (f"Run {run['id']} of {run['task_id']} reached its budget of {limit:,} model tokens "
-                    f"({spent:,} spent): taskbot calls the model no more in this run; the remaining participants "
-                    f"get the scripted questions, and the report is written without the model.")
-            with self.r.pipeline() as p:
-                self.store.notify(p, self.clock.now(), run["owner"], "budget_reached", run, text)
-                self.leases.lease(p, f"notify:{run['id']}:budget_reached")
-                p.execute()
+        text = (f"Run {run['id']} of {run['task_id']} reached its budget of {limit:,} model tokens "
+                f"({spent:,} spent): taskbot calls the model no more in this run; the remaining participants "
+                f"get the scripted questions, and the deliverable is compiled without the model where it can be.")
+        told = keys.run_notified(run["id"])
+
+        def tell(p: Any) -> bool:  # the mark, the in-app notification and the channels' job's lease: all or none
+            if p.sismember(told, MARK):
+                return False
+            p.multi()
+            p.sadd(told, MARK)
+            self.store.notify(p, self.clock.now(), run["owner"], "budget_reached", run, text)
+            self.leases.lease(p, f"notify:{run['id']}:budget_reached")
+            return True
+
+        if self.r.transaction(tell, told, value_from_callable=True):
             self.jobs.enqueue("notify_owner", run["id"], "budget_reached")
             log.warning("%s", text)
         return True

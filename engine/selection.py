@@ -23,7 +23,8 @@ def select_channel(
     """The address to reach ``contact`` on, or a one-line reason why there is none.
 
     Preferred channel first when it is linked and enabled on the assistant; then Slack,
-    Telegram and email, each only when linked (``Channel.resolve``) and enabled. The web
+    Telegram and email, then the channels plugins added (:func:`reaching`), each only when
+    linked (``Channel.resolve``) and enabled. The web
     channel is only ever chosen as a preference: a web link reaches nobody by itself.
     """
     order = ([contact.preferred_channel] if contact.preferred_channel else []) + [

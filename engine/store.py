@@ -103,7 +103,8 @@ class Store:
 
     # -- assistants -------------------------------------------------------
     def put_assistant(self, assistant: Assistant) -> None:
-        self.r.hset(keys.ASSISTANTS, assistant.id, assistant.model_dump_json())
+        # what was given only: an assistant that names no channels keeps "every channel", a plugin's added later too
+        self.r.hset(keys.ASSISTANTS, assistant.id, assistant.model_dump_json(exclude_unset=True))
 
     def get_assistant(self, assistant_id: str, default_model: str) -> Assistant:
         raw = self.r.hget(keys.ASSISTANTS, assistant_id)

@@ -91,13 +91,16 @@ def execute(ctx: ToolContext, tool: Tool, arguments: str) -> tuple[str, bool]:
         if not isinstance(args, dict):
             raise ToolError("arguments must be a JSON object")
         check_value(args, "arguments")  # what a tool records is stored and read back: no lone surrogate, 32 deep
-        return _cut(tool.run(ctx, args)), True  # a plugin's tool too: the model reads at most this
+        result = tool.run(ctx, args)
     except (json.JSONDecodeError, RecursionError):
         return "error: the arguments are not valid JSON", False
     except (ToolError, TaskbotError) as exc:
-        return f"error: {exc}", False
+        return _cut(f"error: {exc}"), False
     except (KeyError, TypeError) as exc:
-        return f"error: missing or wrong argument ({exc})", False
+        return _cut(f"error: missing or wrong argument ({exc})"), False
+    if not isinstance(result, str):  # a plugin's tool that returned something else: the model reads text
+        result = json.dumps(result, default=str, ensure_ascii=False) if result is not None else "(no result)"
+    return _cut(result), True  # a plugin's tool too: every result goes into the next prompt, at most this long
 
 
 def _obj(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

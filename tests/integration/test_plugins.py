@@ -189,3 +189,11 @@ def test_contacts_naming_a_removed_plugins_channel_stay_readable(engine, taskbot
     assert engine.store.find_contacts(["pat@example.com"])["pat@example.com"].addresses == {"pager": "P-77"}
     with pytest.raises(InvalidInput, match="unknown channel 'pager'"):  # new input naming it is refused again
         engine.import_contacts([{"email": "sam@example.com", "preferred_channel": "pager"}])
+
+
+def test_an_assistant_stored_naming_no_channels_takes_a_channel_a_plugin_adds_later(engine, registries):
+    engine.store.put_assistant(model.Assistant(id="helper", model="openai/x"))
+    engine.store.put_assistant(model.Assistant(id="strict", channels=["email"]))
+    model.register_channel("pager")  # a plugin installed since
+    assert engine.store.assistant("helper").channels == ["slack", "telegram", "email", "web", "pager"]
+    assert engine.store.assistant("strict").channels == ["email"]  # one that chose keeps its choice

@@ -253,3 +253,20 @@ def test_a_megabyte_of_quote_is_read_in_one_pass():
     body = "Short answer.\n\nOn Mon, 3 Mar 2025 at 09:14, taskbot <tasks@example.com> wrote:\n" + ">" * 1_000_000
     assert reply_text(body) == "Short answer."
     assert reply_text("Short answer.\n" + "-" * 1_000_000 + ":") == "Short answer.\n" + "-" * 1_000_000 + ":"
+
+
+def test_a_refused_recipient_moves_on_only_when_the_mailbox_is_not_there():
+    import aiosmtplib
+
+    from channels.email import failure
+
+    def refused(code: int, message: str):
+        return failure(aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(code, message, "x@y.z")]),
+                       "x@y.z")
+
+    gone = refused(550, "5.1.1 <x@y.z>: Recipient address rejected: User unknown")
+    assert (gone.permanent, gone.unreachable) == (True, True)
+    relay = refused(554, "5.7.1 <x@y.z>: Relay access denied")  # about taskbot's server: not the person
+    assert (relay.permanent, relay.unreachable) == (True, False)
+    later = refused(450, "4.2.0 mailbox busy")
+    assert (later.permanent, later.unreachable) == (False, False)

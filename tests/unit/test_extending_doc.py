@@ -75,3 +75,4 @@ def test_addresses_that_cannot_be_used_are_refused_saying_why(addresses, refusal
     with pytest.raises(ValueError, match=refusal) as refused:
         model.Contact.model_validate({"email": "pat@example.com", "addresses": addresses})
     assert "addresses" in str(refused.value)
+
