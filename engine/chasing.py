@@ -21,7 +21,7 @@ from . import keys
 from .chase import decide
 from .errors import NotFound
 from .inbox import inbox_of_subtask
-from .ports import Address, DeliveryFailed, Outbound
+from .ports import DeliveryFailed
 from .store import decode_hash
 
 #: The :class:`.subtasks.Subtasks` that runs the checks (typed loosely: it imports this module).
@@ -112,23 +112,16 @@ def _remind_many(s: Subtasks, reminders: list[tuple[str, dict[str, str], dict[st
         if s.outbox.claim(sid, key) != 1:
             continue  # sent already, or being sent by another worker that sets the next check
         try:
-            text = s.escalations.chase_text(sub, run, spec, n, contacts)
-            out = Outbound(Address(sub["channel"], sub["address"]), text, key=f"{sid}:{key}", kind="chase",
-                           thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
-                           subject=s.store.definition_of(sub["run_id"]).name)
+            out = s.reminder(sid, sub, run, spec, n, contacts)
             delivery = s.outbox.send(out)
         except DeliveryFailed as exc:
-            s.outbox.unclaim(sid, key)
-            if exc.permanent:
-                s.refused(sid, exc)
-                continue
-            # the check comes due again when the provider allows it (else after its lease)
-            deferred[sid] = s.clock.now() + (exc.retry_after or s.leases.lease_seconds)
-            log.warning("reminder to %s deferred: %s", sid, exc.reason)
+            later = s.reminder_refused(sid, key, exc)
+            if later is not None:
+                deferred[sid] = later
             continue
         except Exception:
             log.exception("reminder to %s failed; it comes due again after its lease", sid)
             continue
-        s.record_chase(sid, sub, n, spec, window, text, delivery)
+        s.record_chase(sid, sub, n, spec, window, out.text, delivery)
     if deferred:
         s.r.zadd(keys.TIMERS, deferred)

@@ -377,22 +377,33 @@ class Subtasks:
         key = f"chase:{n}"
         if self.outbox.claim(sid, key) != 1:
             return  # sent already, or being sent by another worker that sets the next check
-        text = self.escalations.chase_text(sub, run, spec, n)
-        out = Outbound(Address(sub["channel"], sub["address"]), text, key=f"{sid}:{key}", kind="chase",
-                       thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
-                       subject=self.store.definition_of(sub["run_id"]).name)
+        out = self.reminder(sid, sub, run, spec, n)
         try:
             delivery = self.outbox.send(out)
         except DeliveryFailed as exc:
-            self.outbox.unclaim(sid, key)
-            if exc.permanent:
-                self.refused(sid, exc)
-                return
-            # the check comes due again when the provider allows it (else after its lease)
-            self.schedule_check(sid, self.clock.now() + (exc.retry_after or self.leases.lease_seconds))
-            log.warning("reminder to %s deferred: %s", sid, exc.reason)
+            later = self.reminder_refused(sid, key, exc)
+            if later is not None:
+                self.schedule_check(sid, later)
             return
-        self.record_chase(sid, sub, n, spec, window, text, delivery)
+        self.record_chase(sid, sub, n, spec, window, out.text, delivery)
+
+    def reminder(self, sid: str, sub: Mapping[str, str], run: Mapping[str, str], spec: ChaseSpec, n: int,
+                 contacts: Mapping[str, Contact] | None = None) -> Outbound:
+        """Reminder ``n`` of the sub-task, in the opening's thread on its channel."""
+        text = self.escalations.chase_text(sub, run, spec, n, contacts)
+        return Outbound(Address(sub["channel"], sub["address"]), text, key=f"{sid}:chase:{n}", kind="chase",
+                        thread=sub.get("thread"), subtask_id=sid, reply_token=sub.get("token"),
+                        subject=self.store.definition_of(sub["run_id"]).name)
+
+    def reminder_refused(self, sid: str, key: str, exc: DeliveryFailed) -> float | None:
+        """A reminder's send was refused: its claim given back, then the sub-task moved or failed (permanent;
+        None), or when its check comes due again, when the provider allows it (else after its lease)."""
+        self.outbox.unclaim(sid, key)
+        if exc.permanent:
+            self.refused(sid, exc)
+            return None
+        log.warning("reminder to %s deferred: %s", sid, exc.reason)
+        return self.clock.now() + (exc.retry_after or self.leases.lease_seconds)
 
     def record_chase(self, sid: str, sub: Mapping[str, str], n: int, spec: ChaseSpec, window: Availability,
                      text: str, delivery: Delivery) -> None:
